@@ -1,0 +1,83 @@
+#include "comm/MpiRuntime.h"
+
+#include <mpi.h>
+
+#include <cstdlib>
+
+#include "comm/MpiCommunicator.h"
+#include "common/Errors.h"
+#ifdef DDP_HAVE_NCCL
+#include "comm/NcclCommunicator.h"
+#endif
+
+namespace ddp {
+
+MpiRuntime::MpiRuntime(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    // FUNNELED: only the main thread calls MPI; the NCCL watchdog thread never does.
+    int provided = 0;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  }
+}
+
+MpiRuntime::~MpiRuntime() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+int MpiRuntime::world_rank() const {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int MpiRuntime::world_size() const {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
+void MpiRuntime::abort_job(int exit_code) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);
+}
+
+std::unique_ptr<Communicator> make_mpi_world_communicator() {
+  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
+}
+
+std::unique_ptr<Communicator> make_mpi_self_communicator() {
+  return std::make_unique<MpiCommunicator>(MPI_COMM_SELF);
+}
+
+bool nccl_available() {
+#ifdef DDP_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_communicator(Backend backend, torch::Device device, double timeout_s) {
+  const bool want_nccl = backend == Backend::Nccl || (backend == Backend::Auto && device.is_cuda());
+  if (!want_nccl) {
+    if (device.is_cuda())
+      throw InputError("comm.backend: mpi needs CPU tensors but the model is on CUDA; use comm.backend=nccl or auto");
+    return make_mpi_world_communicator();
+  }
+  if (!device.is_cuda()) throw InputError("comm.backend: nccl needs the model on CUDA (device=cuda)");
+#ifdef DDP_HAVE_NCCL
+  return std::make_unique<NcclCommunicator>(std::make_unique<MpiCommunicator>(MPI_COMM_WORLD), timeout_s);
+#else
+  (void)timeout_s;
+  throw InputError("comm.backend: nccl, but this build has no NCCL backend (configure with -DDDP_WITH_NCCL=ON)");
+#endif
+}
+
+}  // namespace ddp

@@ -1,0 +1,159 @@
+#include "comm/NcclCommunicator.h"
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "comm/MpiRuntime.h"
+
+#define DDP_CUDA_CHECK(call)                                                                             \
+  do {                                                                                                   \
+    const cudaError_t ddp_cuda_rc = (call);                                                              \
+    if (ddp_cuda_rc != cudaSuccess)                                                                      \
+      throw std::runtime_error("rank " + std::to_string(rank()) + ": " #call " failed at " + __FILE__ + \
+                               ":" + std::to_string(__LINE__) + ": " + cudaGetErrorString(ddp_cuda_rc)); \
+  } while (0)
+
+#define DDP_NCCL_CHECK(call)                                                                             \
+  do {                                                                                                   \
+    const ncclResult_t ddp_nccl_rc = (call);                                                             \
+    if (ddp_nccl_rc != ncclSuccess)                                                                      \
+      throw std::runtime_error("rank " + std::to_string(rank()) + ": " #call " failed at " + __FILE__ + \
+                               ":" + std::to_string(__LINE__) + ": " + ncclGetErrorString(ddp_nccl_rc)); \
+  } while (0)
+
+namespace ddp {
+namespace {
+
+ncclDataType_t nccl_type(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat32: return ncclFloat32;
+    case torch::kFloat64: return ncclFloat64;
+    case torch::kFloat16: return ncclFloat16;
+    case torch::kBFloat16: return ncclBfloat16;
+    case torch::kInt32: return ncclInt32;
+    case torch::kInt64: return ncclInt64;
+    case torch::kUInt8: return ncclUint8;
+    default: throw std::invalid_argument("NcclCommunicator: unsupported dtype");
+  }
+}
+
+ncclRedOp_t nccl_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum: return ncclSum;
+    case ReduceOp::Average: return ncclAvg;
+    case ReduceOp::Max: return ncclMax;
+    case ReduceOp::Min: return ncclMin;
+  }
+  return ncclSum;
+}
+
+void require_cuda_contiguous(const torch::Tensor& t, const char* what) {
+  if (!t.device().is_cuda() || !t.is_contiguous())
+    throw std::invalid_argument(std::string("NcclCommunicator::") + what + ": need a contiguous CUDA tensor");
+}
+
+}  // namespace
+
+NcclCommunicator::NcclCommunicator(std::unique_ptr<MpiCommunicator> bootstrap, double timeout_s)
+    : bootstrap_(std::move(bootstrap)), timeout_(timeout_s) {
+  int devices = 0;
+  DDP_CUDA_CHECK(cudaGetDeviceCount(&devices));
+  if (devices == 0) throw std::runtime_error("rank " + std::to_string(rank()) + ": NCCL backend but no CUDA device");
+  // One rank per GPU: the node-local rank picks it.
+  cuda_device_ = local_rank() % devices;
+  DDP_CUDA_CHECK(cudaSetDevice(cuda_device_));
+
+  ncclUniqueId id;
+  if (rank() == 0) DDP_NCCL_CHECK(ncclGetUniqueId(&id));
+  bootstrap_->broadcast_bytes(&id, sizeof(id), 0);
+  DDP_NCCL_CHECK(ncclCommInitRank(&comm_, size(), id, rank()));
+  watchdog_ = std::thread([this] { watchdog(); });
+}
+
+NcclCommunicator::~NcclCommunicator() {
+  stop_ = true;
+  wake_.notify_all();
+  if (watchdog_.joinable()) watchdog_.join();
+  for (auto& p : pending_) cudaEventDestroy(p.done);
+  if (comm_) ncclCommDestroy(comm_);
+}
+
+void NcclCommunicator::track(const char* what) {
+  cudaEvent_t done;
+  DDP_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  DDP_CUDA_CHECK(cudaEventRecord(done, stream_));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.push_back({done, std::chrono::steady_clock::now(), what});
+  }
+  wake_.notify_all();
+}
+
+void NcclCommunicator::fail(const std::string& why) {
+  std::fprintf(stderr, "ddp-train: rank %d: %s; aborting the NCCL communicator and the job\n", rank(), why.c_str());
+  std::fflush(stderr);
+  ncclCommAbort(comm_);
+  // The other ranks are stuck in the same collective: only ending the job frees them.
+  MpiRuntime::abort_job(1);
+}
+
+void NcclCommunicator::watchdog() {
+  if (cudaSetDevice(cuda_device_) != cudaSuccess) fail("watchdog cannot select its CUDA device");
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stop_) {
+    wake_.wait_for(lock, std::chrono::milliseconds(100));
+    ncclResult_t async = ncclSuccess;
+    if (ncclCommGetAsyncError(comm_, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress)
+      fail(std::string("NCCL asynchronous error: ") + ncclGetErrorString(async));
+    while (!pending_.empty()) {
+      Pending& oldest = pending_.front();
+      const cudaError_t state = cudaEventQuery(oldest.done);
+      if (state == cudaSuccess) {
+        cudaEventDestroy(oldest.done);
+        pending_.pop_front();
+        continue;
+      }
+      if (state != cudaErrorNotReady) fail(std::string("CUDA error in ") + oldest.what + ": " + cudaGetErrorString(state));
+      if (std::chrono::steady_clock::now() - oldest.started > timeout_)
+        fail(std::string(oldest.what) + " did not complete within " + std::to_string(timeout_.count()) +
+             " s (comm.timeout_s); a peer rank is probably dead or stuck");
+      break;
+    }
+  }
+}
+
+void NcclCommunicator::allreduce(void* data, size_t count, ncclDataType_t type, ReduceOp op) {
+  DDP_NCCL_CHECK(ncclAllReduce(data, data, count, type, nccl_op(op), comm_, stream_));
+  track("ncclAllReduce");
+}
+
+void NcclCommunicator::broadcast(void* data, size_t count, ncclDataType_t type, int root) {
+  DDP_NCCL_CHECK(ncclBroadcast(data, data, count, type, root, comm_, stream_));
+  track("ncclBroadcast");
+}
+
+void NcclCommunicator::allreduce(torch::Tensor& tensor, ReduceOp op) {
+  require_cuda_contiguous(tensor, "allreduce");
+  allreduce(tensor.data_ptr(), size_t(tensor.numel()), nccl_type(tensor), op);
+}
+
+void NcclCommunicator::broadcast(torch::Tensor& tensor, int root) {
+  require_cuda_contiguous(tensor, "broadcast");
+  broadcast(tensor.data_ptr(), size_t(tensor.numel()), nccl_type(tensor), root);
+}
+
+void NcclCommunicator::synchronize() {
+  // Cannot hang for good: the watchdog ends the job if a collective outlives the timeout.
+  DDP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void NcclCommunicator::barrier() {
+  synchronize();
+  bootstrap_->barrier();
+}
+
+std::vector<std::string> NcclCommunicator::allgather(const std::string& value) { return bootstrap_->allgather(value); }
+
+bool NcclCommunicator::any(bool flag) { return bootstrap_->any(flag); }
+
+}  // namespace ddp

@@ -1,0 +1,94 @@
+#pragma once
+// The whole run configuration: one YAML file plus `section.key=value` overrides.
+// Every key is declared once in a schema (Config.cpp) that drives parsing,
+// validation, the unknown-key suggestions and the dump of the effective config.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ddp {
+
+enum class ScalingRule { None, Linear, Sqrt };
+enum class LrDecay { Constant, Step, Cosine };
+enum class Device { Auto, Cpu, Cuda };
+enum class Backend { Auto, Mpi, Nccl };
+enum class Remainder { Drop, Pad };
+
+struct DataConfig {
+  std::string name = "mnist";  // mnist | fashion-mnist
+  std::string dir;             // empty: data/<name>, relative to the working directory
+  bool normalize = true;       // (x - mean) / std with the dataset's published statistics
+};
+
+struct TrainConfig {
+  int64_t epochs = 10;
+  int64_t local_batch = 64;
+  int64_t seed = 42;
+  bool shuffle = true;
+  Remainder remainder = Remainder::Drop;  // what the sampler does with samples that don't fill a global batch
+};
+
+struct OptimConfig {
+  double base_lr = 0.01;
+  double momentum = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+};
+
+struct LrConfig {
+  ScalingRule rule = ScalingRule::None;
+  int64_t base_batch = 64;     // the global batch at which base_lr is right
+  double warmup_epochs = 0.0;  // gradual warmup from base_lr to the scaled lr
+  int64_t warmup_steps = 0;    // when > 0, replaces warmup_epochs
+  LrDecay decay = LrDecay::Constant;
+  double step_every_epochs = 0.0;  // decay=step: multiply by step_gamma every this many epochs
+  double step_gamma = 0.1;
+  double min_lr = 0.0;  // decay=cosine: the floor
+};
+
+struct CommConfig {
+  Backend backend = Backend::Auto;  // auto: NCCL when the model is on CUDA, else MPI
+  double bucket_mb = 25.0;          // gradient bucket size, as PyTorch DDP's bucket_cap_mb
+  double timeout_s = 300.0;         // a collective still running after this ends the job
+};
+
+struct RuntimeConfig {
+  int64_t threads = 1;  // intra-op/BLAS threads per rank: N ranks on N cores must not fight
+};
+
+struct OutputConfig {
+  std::string dir;  // empty: a new runs/<timestamp>/
+  bool progress = true;
+};
+
+struct Config {
+  DataConfig data;
+  TrainConfig train;
+  OptimConfig optim;
+  LrConfig lr;
+  CommConfig comm;
+  RuntimeConfig runtime;
+  OutputConfig output;
+  Device device = Device::Auto;
+};
+
+// Loads `path` (may be empty: defaults only), then applies `overrides` ("a.b=value").
+// Throws InputError naming the file or override and the key on any problem.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// Parses YAML text (for tests and tools); `source` names it in errors.
+Config parse_config(const std::string& yaml_text, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+
+// The effective configuration as YAML, every key present, in schema order.
+std::string dump_config(const Config& config);
+
+// Every valid key with a one-line description, for --help.
+std::string describe_config_keys();
+
+std::string to_string(ScalingRule rule);
+std::string to_string(LrDecay decay);
+std::string to_string(Device device);
+std::string to_string(Backend backend);
+
+}  // namespace ddp

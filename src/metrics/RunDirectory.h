@@ -1,0 +1,32 @@
+#pragma once
+// Where one run's results go: config.yaml, metrics.jsonl (a line per epoch, flushed as
+// it is written so a killed job keeps what it measured) and summary.json.
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace ddp {
+
+class RunDirectory {
+ public:
+  // `requested` empty: a new runs/<timestamp>[-N]/. A directory that already holds a
+  // previous run's results is refused (InputError) unless `overwrite`.
+  static RunDirectory create(const std::string& requested, bool overwrite);
+
+  const std::filesystem::path& path() const { return path_; }
+  void write_text(const std::string& name, const std::string& text) const;
+  void append_metrics(const nlohmann::json& record);
+  void write_summary(const nlohmann::json& summary) const;
+
+ private:
+  explicit RunDirectory(std::filesystem::path path) : path_(std::move(path)) {}
+  std::filesystem::path path_;
+  std::ofstream metrics_;
+};
+
+// Writes `text` to `path` via a temporary file and a rename, so a reader never sees half a file.
+void write_file_atomically(const std::filesystem::path& path, const std::string& text);
+
+}  // namespace ddp

@@ -1,0 +1,50 @@
+#include "schedule/LrSchedule.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace ddp {
+
+double scaled_lr(ScalingRule rule, double base_lr, int64_t global_batch, int64_t base_batch) {
+  const double k = double(global_batch) / double(base_batch);
+  switch (rule) {
+    case ScalingRule::None: return base_lr;
+    case ScalingRule::Linear: return base_lr * k;
+    case ScalingRule::Sqrt: return base_lr * std::sqrt(k);
+  }
+  return base_lr;
+}
+
+LrSchedule::LrSchedule(const Config& config, int64_t global_batch, int64_t steps_per_epoch)
+    : lr_(config.lr),
+      base_lr_(config.optim.base_lr),
+      peak_(scaled_lr(config.lr.rule, config.optim.base_lr, global_batch, config.lr.base_batch)),
+      steps_per_epoch_(steps_per_epoch),
+      total_steps_(config.train.epochs * steps_per_epoch) {
+  warmup_steps_ = lr_.warmup_steps > 0 ? lr_.warmup_steps
+                                       : int64_t(std::llround(lr_.warmup_epochs * double(steps_per_epoch)));
+}
+
+double LrSchedule::at(int64_t step) const {
+  if (step < warmup_steps_) {
+    // Step 0 trains at base_lr; step warmup_steps is the first at the peak.
+    return base_lr_ + (peak_ - base_lr_) * double(step) / double(warmup_steps_);
+  }
+  switch (lr_.decay) {
+    case LrDecay::Constant: return peak_;
+    case LrDecay::Step: {
+      // Decays count whole periods since the start of training, as MultiStepLR milestones would.
+      const double epoch = double(step) / double(steps_per_epoch_);
+      const double periods = std::floor(epoch / lr_.step_every_epochs + 1e-9);
+      return peak_ * std::pow(lr_.step_gamma, periods);
+    }
+    case LrDecay::Cosine: {
+      const int64_t span = std::max<int64_t>(1, total_steps_ - warmup_steps_);
+      const double t = std::min(1.0, double(step - warmup_steps_) / double(span));
+      return lr_.min_lr + (peak_ - lr_.min_lr) * 0.5 * (1.0 + std::cos(M_PI * t));
+    }
+  }
+  return peak_;
+}
+
+}  // namespace ddp

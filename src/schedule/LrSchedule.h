@@ -1,0 +1,33 @@
+#pragma once
+// The learning rate at every step as a pure function of (config, world size, step).
+//   peak = scaling_rule(base_lr, global_batch / base_batch)   (none: 1, linear: k, sqrt: sqrt(k))
+//   warmup (Goyal et al. 2017, section 2.2): linear per step from base_lr to peak
+//   then constant, step (x gamma every N epochs) or cosine (to min_lr)
+#include <cstdint>
+
+#include "config/Config.h"
+
+namespace ddp {
+
+// lr for `global_batch` under `rule`, given base_lr is right at `base_batch`.
+double scaled_lr(ScalingRule rule, double base_lr, int64_t global_batch, int64_t base_batch);
+
+class LrSchedule {
+ public:
+  LrSchedule(const Config& config, int64_t global_batch, int64_t steps_per_epoch);
+
+  double at(int64_t step) const;
+  double peak() const { return peak_; }
+  int64_t warmup_steps() const { return warmup_steps_; }
+  int64_t total_steps() const { return total_steps_; }
+
+ private:
+  LrConfig lr_;
+  double base_lr_;
+  double peak_;
+  int64_t steps_per_epoch_;
+  int64_t warmup_steps_;
+  int64_t total_steps_;
+};
+
+}  // namespace ddp

@@ -1,0 +1,30 @@
+#include "train/Evaluate.h"
+
+namespace ddp {
+
+Evaluation evaluate(SimpleNN& model, const Split& split, Communicator& comm) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = split.size();
+  const int64_t begin = n * comm.rank() / comm.size();
+  const int64_t end = n * (comm.rank() + 1) / comm.size();
+  constexpr int64_t kChunk = 4096;
+  auto options = torch::TensorOptions().dtype(torch::kFloat64).device(split.images.device());
+  torch::Tensor totals = torch::zeros({3}, options);  // loss sum, correct, count
+  for (int64_t i = begin; i < end; i += kChunk) {
+    const int64_t count = std::min(kChunk, end - i);
+    const torch::Tensor logits = model->forward(split.images.narrow(0, i, count));
+    const torch::Tensor labels = split.labels.narrow(0, i, count);
+    totals[0] += torch::nn::functional::cross_entropy(
+                     logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                     .to(torch::kFloat64);
+    totals[1] += logits.argmax(1).eq(labels).sum().to(torch::kFloat64);
+  }
+  totals[2] = double(end - begin);
+  torch::Tensor reduced = totals.to(comm.device());
+  comm.allreduce(reduced, ReduceOp::Sum);
+  reduced = reduced.cpu();
+  const double samples = reduced[2].item<double>();
+  return {reduced[0].item<double>() / samples, reduced[1].item<double>() / samples, int64_t(samples)};
+}
+
+}  // namespace ddp

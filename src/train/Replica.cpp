@@ -1,0 +1,56 @@
+#include "train/Replica.h"
+
+namespace ddp {
+namespace {
+
+SimpleNN build_model(const Config& config, torch::Device device) {
+  SimpleNN model = make_simple_nn(uint64_t(config.train.seed));
+  model->to(device);
+  return model;
+}
+
+torch::optim::SGDOptions sgd_options(const Config& config) {
+  // torch::optim::SGD applies lr outside the momentum buffer (v = m*v + g; p -= lr*v),
+  // so changing lr during warmup needs no momentum correction (Goyal et al., section 3).
+  return torch::optim::SGDOptions(config.optim.base_lr)
+      .momentum(config.optim.momentum)
+      .weight_decay(config.optim.weight_decay)
+      .nesterov(config.optim.nesterov);
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
+    : model_(build_model(config, device)),
+      optimizer_(model_->parameters(), sgd_options(config)),
+      sync_(comm, model_->parameters(), size_t(config.comm.bucket_mb * 1024 * 1024)),
+      // Host timestamps only measure work on the CPU; on a GPU they would time kernel launches.
+      time_steps_(device.is_cpu()) {
+  sync_.broadcast_parameters(0);
+}
+
+torch::Tensor Replica::step(const torch::Tensor& images, const torch::Tensor& labels, double lr) {
+  const auto start = time_steps_ ? Clock::now() : Clock::time_point{};
+  sync_.zero_grad();
+  torch::Tensor loss = torch::nn::functional::cross_entropy(model_->forward(images), labels);
+  loss.backward();
+  const auto backward_done = time_steps_ ? Clock::now() : Clock::time_point{};
+  sync_.synchronize();
+  const auto synced = time_steps_ ? Clock::now() : Clock::time_point{};
+  for (auto& group : optimizer_.param_groups())
+    static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+  optimizer_.step();
+  if (time_steps_) {
+    const auto end = Clock::now();
+    times_.compute_seconds += seconds_between(start, backward_done) + seconds_between(synced, end);
+    times_.comm_seconds += seconds_between(backward_done, synced);
+  }
+  return loss.detach();
+}
+
+}  // namespace ddp

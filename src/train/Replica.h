@@ -1,0 +1,45 @@
+#pragma once
+// One rank's copy of the model with its optimizer and gradient synchroniser: the unit
+// that takes a data-parallel SGD step. The equivalence tests drive this same class.
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "comm/Communicator.h"
+#include "config/Config.h"
+#include "model/SimpleNN.h"
+#include "sync/GradientSynchronizer.h"
+
+namespace ddp {
+
+struct StepTimes {
+  double compute_seconds = 0;  // forward, backward, optimizer
+  double comm_seconds = 0;     // gradient all-reduce
+};
+
+class Replica {
+ public:
+  // Builds SimpleNN from `config.train.seed` on `device`, then broadcasts rank 0's
+  // parameters so every replica starts identical whatever the seed did.
+  Replica(const Config& config, Communicator& comm, torch::Device device);
+
+  // Forward and backward on this rank's batch, the gradient average across ranks, and
+  // one SGD step at `lr`. Returns this rank's mean loss as a 0-dim tensor: reading it
+  // would synchronise a GPU, so callers accumulate it and read once per epoch.
+  torch::Tensor step(const torch::Tensor& images, const torch::Tensor& labels, double lr);
+
+  SimpleNN& model() { return model_; }
+  torch::optim::SGD& optimizer() { return optimizer_; }
+  GradientSynchronizer& synchronizer() { return sync_; }
+  const StepTimes& times() const { return times_; }
+  void reset_times() { times_ = {}; }
+
+ private:
+  SimpleNN model_;
+  torch::optim::SGD optimizer_;
+  GradientSynchronizer sync_;
+  StepTimes times_;
+  bool time_steps_;
+};
+
+}  // namespace ddp

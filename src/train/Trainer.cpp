@@ -1,0 +1,142 @@
+#include "train/Trainer.h"
+
+#include <dlfcn.h>
+#include <fmt/core.h>
+
+#include <chrono>
+
+#include "common/Errors.h"
+#include "common/Version.h"
+#include "data/DistributedSampler.h"
+#include "metrics/Progress.h"
+#include "schedule/LrSchedule.h"
+#include "train/Evaluate.h"
+#include "train/Replica.h"
+
+namespace ddp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+}  // namespace
+
+torch::Device resolve_device(Device requested) {
+  const bool cuda = torch::cuda::is_available();
+  if (requested == Device::Cuda && !cuda)
+    throw InputError("device: cuda requested, but no GPU is visible or this LibTorch was built without CUDA");
+  return (requested == Device::Cuda || (requested == Device::Auto && cuda)) ? torch::Device(torch::kCUDA)
+                                                                            : torch::Device(torch::kCPU);
+}
+
+void set_compute_threads(int threads) {
+  torch::set_num_threads(threads);
+  using SetThreads = void (*)(int);
+  if (auto openblas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    openblas(threads);
+}
+
+Trainer::Trainer(const Config& config, Communicator& comm, Dataset dataset, torch::Device device,
+                 RunDirectory* run_dir)
+    : config_(config), comm_(comm), dataset_(std::move(dataset)), device_(device), run_dir_(run_dir) {}
+
+TrainingResult Trainer::run() {
+  const auto wall_start = Clock::now();
+  const int world = comm_.size();
+  const int64_t local_batch = config_.train.local_batch;
+  const int64_t global_batch = local_batch * world;
+
+  // The whole dataset moves to the device once; a step only gathers rows by index.
+  const Split train = dataset_.train.to(device_);
+  const Split test = dataset_.test.to(device_);
+  DistributedSampler sampler(train.size(), world, comm_.rank(), local_batch, config_.train.shuffle,
+                             uint64_t(config_.train.seed), config_.train.remainder);
+  const int64_t steps = sampler.steps_per_epoch();
+  LrSchedule schedule(config_, global_batch, steps);
+  Replica replica(config_, comm_, device_);
+
+  Progress progress(comm_.rank() == 0 && config_.output.progress, steps);
+  progress.message(fmt::format("ddp-train {}: {} ranks ({}, {}), {} x {} = global batch {}, lr rule {} -> peak lr "
+                               "{:.5g}, warmup {} steps, {} steps/epoch",
+                               kVersion, world, comm_.backend_name(), device_.str(), local_batch, world, global_batch,
+                               to_string(config_.lr.rule), schedule.peak(), schedule.warmup_steps(), steps));
+
+  TrainingResult result;
+  double train_seconds = 0, compute_seconds = 0, comm_seconds = 0;
+  int64_t step = 0;
+  for (int64_t epoch = 0; epoch < config_.train.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    replica.reset_times();
+    const torch::Tensor order = sampler.indices(epoch).to(device_);
+    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+    double lr = schedule.at(step);
+    for (int64_t s = 0; s < steps; ++s, ++step) {
+      lr = schedule.at(step);
+      const torch::Tensor batch = order.narrow(0, s * local_batch, local_batch);
+      const torch::Tensor loss =
+          replica.step(train.images.index_select(0, batch), train.labels.index_select(0, batch), lr);
+      loss_sum += loss;
+      progress.step(epoch, s, lr);
+    }
+    // One read of the loss per epoch: the only host synchronisation of the loop.
+    torch::Tensor mean_loss = (loss_sum / double(steps)).to(comm_.device());
+    comm_.allreduce(mean_loss, ReduceOp::Average);
+    const double train_loss = mean_loss.item<double>();
+    const double epoch_train_seconds = since(epoch_start);
+    train_seconds += epoch_train_seconds;
+    compute_seconds += replica.times().compute_seconds;
+    comm_seconds += replica.times().comm_seconds;
+
+    const Evaluation eval = evaluate(replica.model(), test, comm_);
+    const double throughput = double(steps * global_batch) / epoch_train_seconds;
+    if (run_dir_) {
+      run_dir_->append_metrics({{"epoch", epoch + 1},
+                                {"step", step},
+                                {"lr", lr},
+                                {"train_loss", train_loss},
+                                {"test_loss", eval.loss},
+                                {"test_acc", eval.accuracy},
+                                {"samples_per_second", throughput},
+                                {"epoch_seconds", since(epoch_start)},
+                                {"compute_seconds", replica.times().compute_seconds},
+                                {"comm_seconds", replica.times().comm_seconds}});
+    }
+    progress.epoch_done({epoch, config_.train.epochs, lr, train_loss, eval.loss, eval.accuracy, throughput,
+                         since(epoch_start)});
+    result.final_test_accuracy = eval.accuracy;
+    result.final_test_loss = eval.loss;
+    result.final_train_loss = train_loss;
+  }
+  result.samples_per_second = double(step * global_batch) / train_seconds;
+  result.wall_seconds = since(wall_start);
+  result.summary = {{"version", kVersion},
+                    {"dataset", dataset_.name},
+                    {"train_samples", train.size()},
+                    {"test_samples", test.size()},
+                    {"world_size", world},
+                    {"backend", comm_.backend_name()},
+                    {"device", device_.str()},
+                    {"local_batch", local_batch},
+                    {"global_batch", global_batch},
+                    {"lr_rule", to_string(config_.lr.rule)},
+                    {"base_lr", config_.optim.base_lr},
+                    {"base_batch", config_.lr.base_batch},
+                    {"peak_lr", schedule.peak()},
+                    {"warmup_steps", schedule.warmup_steps()},
+                    {"epochs", config_.train.epochs},
+                    {"steps", step},
+                    {"seed", config_.train.seed},
+                    {"parameters", parameter_count(*replica.model())},
+                    {"final_test_accuracy", result.final_test_accuracy},
+                    {"final_test_loss", result.final_test_loss},
+                    {"final_train_loss", result.final_train_loss},
+                    {"samples_per_second", result.samples_per_second},
+                    {"train_seconds", train_seconds},
+                    {"compute_seconds", compute_seconds},
+                    {"comm_seconds", comm_seconds},
+                    {"wall_seconds", result.wall_seconds}};
+  if (run_dir_) run_dir_->write_summary(result.summary);
+  return result;
+}
+
+}  // namespace ddp
