@@ -2,6 +2,10 @@
 // as one line on stderr and an exit code: 2 for bad input, 1 for anything else.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include <cstdlib>
 #include <iostream>
@@ -51,13 +55,27 @@ int agree_on_failure(ddp::Communicator& comm, const std::exception_ptr& error) {
   const std::string mine = error ? std::to_string(exit_code_of(error)) + " " + message_of(error) : "";
   const std::vector<std::string> all = comm.allgather(mine);
   int code = ddp::kExitOk;
+  // Ranks that failed the same way are reported on one line.
+  std::vector<std::pair<std::string, std::vector<int>>> failures;
   for (int r = 0; r < int(all.size()); ++r) {
     if (all[r].empty()) continue;
     const auto space = all[r].find(' ');
     code = std::max(code, std::atoi(all[r].substr(0, space).c_str()));
-    if (comm.rank() == 0) {
-      const std::string prefix = comm.size() > 1 ? fmt::format("rank {}: ", r) : "";
-      fmt::print(stderr, "ddp-train: error: {}{}\n", prefix, all[r].substr(space + 1));
+    const std::string message = all[r].substr(space + 1);
+    auto same = std::find_if(failures.begin(), failures.end(), [&](const auto& f) { return f.first == message; });
+    if (same == failures.end()) failures.push_back({message, {r}});
+    else same->second.push_back(r);
+  }
+  if (comm.rank() == 0) {
+    for (const auto& [message, ranks] : failures) {
+      std::string who;
+      if (comm.size() > 1) {
+        const bool contiguous = ranks.back() - ranks.front() + 1 == int(ranks.size());
+        if (ranks.size() == 1) who = fmt::format("rank {}: ", ranks[0]);
+        else if (contiguous) who = fmt::format("ranks {}-{}: ", ranks.front(), ranks.back());
+        else who = fmt::format("ranks {}: ", fmt::join(ranks, ","));
+      }
+      fmt::print(stderr, "ddp-train: error: {}{}\n", who, message);
     }
   }
   return code;

@@ -34,15 +34,16 @@ std::string hex(uint32_t value) {
 // Checks magic and the header's dimension count, and that the payload size the header
 // promises is exactly what the file holds. Returns the dimensions.
 std::vector<uint32_t> parse_header(const std::string& path, const std::vector<uint8_t>& bytes, uint32_t magic) {
+  if (bytes.size() < 4) throw InputError(path + ": truncated IDX header (" + std::to_string(bytes.size()) + " bytes)");
+  const uint32_t found = big_endian_u32(bytes, 0);
+  if (found != magic)
+    throw InputError(path + ": wrong IDX magic " + hex(found) + ", expected " + hex(magic) +
+                     (magic == kImagesMagic ? " (an image file)" : " (a label file)"));
   const size_t dims = magic & 0xff;
   const size_t header = 4 + 4 * dims;
   if (bytes.size() < header)
     throw InputError(path + ": truncated IDX header (" + std::to_string(bytes.size()) + " bytes, need " +
                      std::to_string(header) + ")");
-  const uint32_t found = big_endian_u32(bytes, 0);
-  if (found != magic)
-    throw InputError(path + ": wrong IDX magic " + hex(found) + ", expected " + hex(magic) +
-                     (magic == kImagesMagic ? " (an image file)" : " (a label file)"));
   std::vector<uint32_t> shape(dims);
   // Three 32-bit counts can multiply past 64 bits; 128-bit arithmetic keeps the comparison honest.
   unsigned __int128 payload = 1;

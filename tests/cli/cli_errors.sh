@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Every class of bad input ends with one clear line naming the file or key, exit code 2,
+# and no core dump; --help and --version exit 0. Runs the real binary, under mpirun
+# where ranks matter.
+set -uo pipefail
+: "${DDP_TRAIN:?}" "${MPIEXEC:=mpiexec}" "${MPIEXEC_FLAGS:=}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+# expect CODE PATTERN -- COMMAND...: runs COMMAND, checks exit code and that stderr matches PATTERN.
+expect() {
+  local code=$1 pattern=$2
+  shift 3
+  "$@" >"$work/out" 2>"$work/err"
+  local got=$?
+  if [ "$got" -ne "$code" ] || ! grep -Eq -- "$pattern" "$work/out" "$work/err"; then
+    echo "FAIL: $* -> exit $got (want $code), output:"; cat "$work/out" "$work/err"; echo "(wanted /$pattern/)"
+    failures=$((failures + 1))
+  else
+    echo "ok: exit $code /$pattern/ <- ${*: -3}"
+  fi
+  if grep -Eq "core dumped|Segmentation fault|terminate called|^Aborted|Signal:" "$work/err"; then
+    echo "FAIL: crash output from $*"; cat "$work/err"; failures=$((failures + 1))
+  fi
+}
+
+# A tiny valid dataset, so data errors are the only errors.
+mkdir -p "$work/data"
+python3 - "$work/data" <<'PY'
+import struct, sys, os
+d = sys.argv[1]
+def w(name, magic, dims, payload):
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(struct.pack(">I" + "I" * len(dims), magic, *dims) + payload)
+for prefix, n in (("train", 64), ("t10k", 16)):
+    w(f"{prefix}-images-idx3-ubyte", 0x803, [n, 28, 28], bytes(range(256)) * (n * 784 // 256))
+    w(f"{prefix}-labels-idx1-ubyte", 0x801, [n], bytes(i % 10 for i in range(n)))
+PY
+cfg="$work/ok.yaml"
+printf 'data: {dir: %s}\ntrain: {epochs: 1, local_batch: 8}\noutput: {progress: false}\n' "$work/data" >"$cfg"
+
+expect 0 "ddp-train [0-9]" -- "$DDP_TRAIN" --version
+expect 0 "lr.rule" -- "$DDP_TRAIN" --help
+expect 2 "--config: File does not exist" -- "$DDP_TRAIN" --config "$work/nope.yaml"
+expect 2 "unknown key 'train.epoch'; did you mean 'train.epochs'" -- "$DDP_TRAIN" --config "$cfg" train.epoch=3
+expect 2 "'train.local_batch': expected an integer" -- "$DDP_TRAIN" --config "$cfg" train.local_batch=big
+printf 'train: {epochs: 2\n' >"$work/syntax.yaml"
+expect 2 "syntax.yaml:[0-9]+: YAML syntax error" -- "$DDP_TRAIN" --config "$work/syntax.yaml"
+expect 2 "missing train-images-idx3-ubyte" -- "$DDP_TRAIN" --config "$cfg" data.dir="$work/empty"
+mkdir -p "$work/bad" && cp "$work/data"/* "$work/bad/"
+printf '\x00\x00\x08\x01\x00\x00\x00\x40' | cat - <(head -c 64 /dev/zero) >"$work/bad/train-images-idx3-ubyte"
+expect 2 "train-images-idx3-ubyte: wrong IDX magic" -- "$DDP_TRAIN" --config "$cfg" data.dir="$work/bad"
+
+# Under mpirun: both ranks agree on the failure, one line per failing rank, exit 2, no hang.
+expect 2 "error: ranks 0-1: .*unknown key 'optim.lr'" -- timeout 60 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" optim.lr=1
+expect 2 "global batch 128 .* exceeds the training set of 64" -- timeout 60 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" train.local_batch=64 output.dir="$work/run0"
+
+# A finished run's directory is not overwritten without --overwrite.
+expect 0 "final test accuracy" -- timeout 120 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" output.dir="$work/run1"
+expect 2 "already holds a run's results; pass --overwrite" -- timeout 60 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" output.dir="$work/run1"
+expect 0 "final test accuracy" -- timeout 120 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" output.dir="$work/run1" --overwrite
+
+echo "$failures failed"
+[ "$failures" -eq 0 ]

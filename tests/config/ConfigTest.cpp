@@ -1,0 +1,123 @@
+#include "config/Config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "common/Errors.h"
+
+namespace ddp {
+namespace {
+
+// The error message for a config that must be refused.
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(yaml, "test.yaml", overrides);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "config was accepted:\n" << yaml;
+  return "";
+}
+
+TEST(Config, DefaultsAreTheArticleSetup) {
+  const Config c = parse_config("", "empty");
+  EXPECT_EQ(c.data.name, "mnist");
+  EXPECT_EQ(c.data.dir, "data/mnist");
+  EXPECT_EQ(c.train.local_batch, 64);
+  EXPECT_DOUBLE_EQ(c.optim.base_lr, 0.01);
+  EXPECT_DOUBLE_EQ(c.optim.momentum, 0.0);
+  EXPECT_EQ(c.lr.rule, ScalingRule::None);
+}
+
+TEST(Config, ReadsNestedKeys) {
+  const Config c = parse_config(
+      "data: {name: fashion-mnist, dir: /d}\ntrain: {epochs: 3, local_batch: 32, seed: 7}\n"
+      "optim: {base_lr: 0.1, momentum: 0.9}\nlr: {rule: sqrt, base_batch: 256, warmup_epochs: 2.5}\n",
+      "t");
+  EXPECT_EQ(c.data.name, "fashion-mnist");
+  EXPECT_EQ(c.data.dir, "/d");
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.train.local_batch, 32);
+  EXPECT_EQ(c.train.seed, 7);
+  EXPECT_DOUBLE_EQ(c.optim.momentum, 0.9);
+  EXPECT_EQ(c.lr.rule, ScalingRule::Sqrt);
+  EXPECT_EQ(c.lr.base_batch, 256);
+  EXPECT_DOUBLE_EQ(c.lr.warmup_epochs, 2.5);
+}
+
+TEST(Config, OverridesWinOverTheFile) {
+  const Config c = parse_config("train: {epochs: 3}\n", "t", {"train.epochs=7", "lr.rule=linear", "output.dir="});
+  EXPECT_EQ(c.train.epochs, 7);
+  EXPECT_EQ(c.lr.rule, ScalingRule::Linear);
+  EXPECT_EQ(c.output.dir, "");
+}
+
+TEST(Config, UnknownKeyIsNamedWithTheNearestValidKey) {
+  const std::string e = error_of("train:\n  local_bach: 64\n");
+  EXPECT_NE(e.find("test.yaml:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("'train.local_bach'"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean 'train.local_batch'"), std::string::npos) << e;
+  EXPECT_NE(error_of("", {"lr.rul=linear"}).find("did you mean 'lr.rule'"), std::string::npos);
+  EXPECT_NE(error_of("optimizer: {base_lr: 1}\n").find("did you mean 'optim.base_lr'"), std::string::npos);
+}
+
+TEST(Config, WrongTypesAreRefusedWithTheKey) {
+  EXPECT_NE(error_of("train: {epochs: ten}\n").find("'train.epochs': expected an integer, got 'ten'"),
+            std::string::npos);
+  EXPECT_NE(error_of("train: {epochs: 2.5}\n").find("expected an integer"), std::string::npos);
+  EXPECT_NE(error_of("optim: {base_lr: fast}\n").find("'optim.base_lr': expected a number"), std::string::npos);
+  EXPECT_NE(error_of("train: {shuffle: maybe}\n").find("'train.shuffle': expected true or false"),
+            std::string::npos);
+  EXPECT_NE(error_of("optim: {base_lr: .nan}\n").find("finite"), std::string::npos);
+  EXPECT_NE(error_of("train: {epochs: [1, 2]}\n").find("'train.epochs' expects a single value, not a list"),
+            std::string::npos);
+  EXPECT_NE(error_of("train: 5\n").find("unknown key 'train'"), std::string::npos);
+}
+
+TEST(Config, OutOfRangeAndBadChoicesAreRefused) {
+  EXPECT_NE(error_of("train: {local_batch: 0}\n").find("'train.local_batch': value 0 is out of range"),
+            std::string::npos);
+  EXPECT_NE(error_of("optim: {momentum: 1.5}\n").find("'optim.momentum'"), std::string::npos);
+  EXPECT_NE(error_of("optim: {base_lr: -0.1}\n").find("out of range"), std::string::npos);
+  const std::string e = error_of("lr: {rule: cubic}\n");
+  EXPECT_NE(e.find("'lr.rule': expected one of none | linear | sqrt, got 'cubic'"), std::string::npos) << e;
+  EXPECT_NE(error_of("data: {name: cifar}\n").find("'data.name'"), std::string::npos);
+  EXPECT_NE(error_of("lr: {decay: step}\n").find("lr.step_every_epochs"), std::string::npos);
+  EXPECT_NE(error_of("device: cpu\ncomm: {backend: nccl}\n").find("comm.backend"), std::string::npos);
+}
+
+TEST(Config, SyntaxErrorsAndBadOverridesNameTheirSource) {
+  EXPECT_NE(error_of("train: {epochs: 3\n").find("test.yaml:"), std::string::npos);
+  EXPECT_NE(error_of("train: {epochs: 3\n").find("YAML syntax error"), std::string::npos);
+  EXPECT_NE(error_of("- a\n- b\n").find("expected a mapping"), std::string::npos);
+  EXPECT_NE(error_of("", {"train.epochs"}).find("override 'train.epochs': expected section.key=value"),
+            std::string::npos);
+  EXPECT_NE(error_of("", {"train.epochs=x"}).find("override 'train.epochs=x'"), std::string::npos);
+}
+
+TEST(Config, MissingFileIsAnInputError) {
+  try {
+    load_config("/nonexistent/cfg.yaml", {});
+    FAIL() << "accepted a missing file";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/cfg.yaml"), std::string::npos);
+  }
+}
+
+TEST(Config, DumpReadsBackToTheSameConfig) {
+  const Config c = parse_config("", "t",
+                                {"data.name=fashion-mnist", "optim.base_lr=0.0123456789", "lr.rule=sqrt",
+                                 "lr.warmup_epochs=1.5", "train.seed=123456789012", "output.dir=runs/x y"});
+  const std::string dumped = dump_config(c);
+  const Config again = parse_config(dumped, "dumped");
+  EXPECT_EQ(dump_config(again), dumped);
+  EXPECT_DOUBLE_EQ(again.optim.base_lr, 0.0123456789);
+  EXPECT_EQ(again.train.seed, 123456789012);
+  EXPECT_EQ(again.output.dir, "runs/x y");
+  EXPECT_EQ(again.data.dir, "data/fashion-mnist");
+}
+
+}  // namespace
+}  // namespace ddp

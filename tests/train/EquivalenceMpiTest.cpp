@@ -1,0 +1,85 @@
+// The proof that the data parallelism is right: N ranks with local batch b for k steps
+// end with the same parameters as one rank with batch N*b over the same samples in the
+// same order. Runs under mpiexec -n 2 and -n 4.
+#include <gtest/gtest.h>
+
+#include "comm/MpiRuntime.h"
+#include "data/Dataset.h"
+#include "data/DistributedSampler.h"
+#include "schedule/LrSchedule.h"
+#include "train/Replica.h"
+
+namespace ddp {
+namespace {
+
+Split synthetic_split(int64_t n) {
+  // Learnable but not trivially: labels from a fixed random linear map of the inputs.
+  torch::manual_seed(123);
+  torch::Tensor x = torch::randn({n, 784});
+  torch::Tensor w = torch::randn({784, 10});
+  return {x, x.matmul(w).argmax(1)};
+}
+
+// Trains `steps` steps through `replica` exactly as the Trainer does.
+void train(Replica& replica, const Split& data, const DistributedSampler& sampler, const LrSchedule& schedule,
+           int64_t steps) {
+  const int64_t b = sampler.local_batch();
+  torch::Tensor order;
+  for (int64_t step = 0; step < steps; ++step) {
+    const int64_t s = step % sampler.steps_per_epoch();
+    if (s == 0) order = sampler.indices(step / sampler.steps_per_epoch());
+    const torch::Tensor idx = order.narrow(0, s * b, b);
+    replica.step(data.images.index_select(0, idx), data.labels.index_select(0, idx), schedule.at(step));
+  }
+}
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).norm().item<double>() / b.norm().item<double>();
+}
+
+TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
+  auto world = make_mpi_world_communicator();
+  auto self = make_mpi_self_communicator();
+  ASSERT_GT(world->size(), 1);
+  const int n = world->size();
+  const int64_t b = 8, steps = 30;
+  const Split data = synthetic_split(200);
+
+  Config config;
+  config.train.local_batch = b;
+  config.train.seed = 5;
+  config.optim.base_lr = 0.02;
+  config.optim.momentum = 0.9;  // momentum and weight decay carry state across steps
+  config.optim.weight_decay = 1e-3;
+  config.lr.rule = ScalingRule::Linear;
+  config.lr.base_batch = 8;
+  config.lr.warmup_steps = 10;
+  config.comm.bucket_mb = 0.05;  // several buckets
+
+  // N ranks x b.
+  Replica parallel(config, *world, torch::kCPU);
+  DistributedSampler sharded(data.size(), n, world->rank(), b, true, 11, Remainder::Drop);
+  const LrSchedule schedule(config, b * n, sharded.steps_per_epoch());
+  ASSERT_LT(sharded.steps_per_epoch(), steps) << "the test should cross an epoch boundary";
+  train(parallel, data, sharded, schedule, steps);
+
+  // One rank x N*b, on this process alone.
+  Config single_config = config;
+  single_config.train.local_batch = b * n;
+  Replica single(single_config, *self, torch::kCPU);
+  DistributedSampler whole(data.size(), 1, 0, b * n, true, 11, Remainder::Drop);
+  ASSERT_EQ(whole.steps_per_epoch(), sharded.steps_per_epoch());
+  const LrSchedule single_schedule(single_config, b * n, whole.steps_per_epoch());
+  train(single, data, whole, single_schedule, steps);
+
+  const auto p = parallel.model()->parameters();
+  const auto q = single.model()->parameters();
+  for (size_t k = 0; k < p.size(); ++k) {
+    EXPECT_LT(relative_error(p[k], q[k]), 1e-5) << "parameter " << k << " on rank " << world->rank();
+    // Training moved the parameters: the comparison is not between two initial states.
+    EXPECT_GT(relative_error(p[k], make_simple_nn(5)->parameters()[k]), 1e-3);
+  }
+}
+
+}  // namespace
+}  // namespace ddp
