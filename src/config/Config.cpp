@@ -136,6 +136,8 @@ const std::vector<Field>& schema() {
       choice<Remainder>("train.remainder", "samples that do not fill a whole global batch",
                         [](Config& c) -> Remainder& { return c.train.remainder; },
                         {{"drop", Remainder::Drop}, {"pad", Remainder::Pad}}),
+      number<int64_t>("train.virtual_ranks", "ranks each process simulates by gradient accumulation",
+                      [](Config& c) -> int64_t& { return c.train.virtual_ranks; }, 1, 1 << 16),
       number<double>("optim.base_lr", "learning rate at lr.base_batch",
                      [](Config& c) -> double& { return c.optim.base_lr; }, 0.0, 1e6),
       number<double>("optim.momentum", "SGD momentum (PyTorch form)",

@@ -26,6 +26,9 @@ struct TrainConfig {
   int64_t seed = 42;
   bool shuffle = true;
   Remainder remainder = Remainder::Drop;  // what the sampler does with samples that don't fill a global batch
+  // Each process stands for this many ranks, accumulating their micro-batches before
+  // the all-reduce: N processes x v simulate N*v ranks exactly, beyond the cores.
+  int64_t virtual_ranks = 1;
 };
 
 struct OptimConfig {

@@ -34,11 +34,25 @@ Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
   sync_.broadcast_parameters(0);
 }
 
-torch::Tensor Replica::step(const torch::Tensor& images, const torch::Tensor& labels, double lr) {
+torch::Tensor Replica::step(const torch::Tensor& images, const torch::Tensor& labels, double lr,
+                            int micro_batches) {
   const auto start = time_steps_ ? Clock::now() : Clock::time_point{};
   sync_.zero_grad();
-  torch::Tensor loss = torch::nn::functional::cross_entropy(model_->forward(images), labels);
-  loss.backward();
+  torch::Tensor loss;
+  if (micro_batches == 1) {
+    loss = torch::nn::functional::cross_entropy(model_->forward(images), labels);
+    loss.backward();
+  } else {
+    const int64_t micro = images.size(0) / micro_batches;
+    loss = torch::zeros({}, images.options());
+    for (int j = 0; j < micro_batches; ++j) {
+      torch::Tensor part = torch::nn::functional::cross_entropy(model_->forward(images.narrow(0, j * micro, micro)),
+                                                                labels.narrow(0, j * micro, micro)) /
+                           double(micro_batches);
+      part.backward();
+      loss += part.detach();
+    }
+  }
   const auto backward_done = time_steps_ ? Clock::now() : Clock::time_point{};
   sync_.synchronize();
   const auto synced = time_steps_ ? Clock::now() : Clock::time_point{};

@@ -24,9 +24,12 @@ class Replica {
   Replica(const Config& config, Communicator& comm, torch::Device device);
 
   // Forward and backward on this rank's batch, the gradient average across ranks, and
-  // one SGD step at `lr`. Returns this rank's mean loss as a 0-dim tensor: reading it
-  // would synchronise a GPU, so callers accumulate it and read once per epoch.
-  torch::Tensor step(const torch::Tensor& images, const torch::Tensor& labels, double lr);
+  // one SGD step at `lr`. With `micro_batches` = v > 1 the batch holds v virtual ranks'
+  // equal micro-batches, each back-propagated in turn with its loss scaled by 1/v, so
+  // the accumulated gradient is their mean, as v real ranks' all-reduce would make it.
+  // Returns this rank's mean loss as a 0-dim tensor: reading it would synchronise a
+  // GPU, so callers accumulate it and read once per epoch.
+  torch::Tensor step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches = 1);
 
   SimpleNN& model() { return model_; }
   torch::optim::SGD& optimizer() { return optimizer_; }

@@ -44,22 +44,26 @@ TrainingResult Trainer::run() {
   const auto wall_start = Clock::now();
   const int world = comm_.size();
   const int64_t local_batch = config_.train.local_batch;
-  const int64_t global_batch = local_batch * world;
+  const int virtual_ranks = int(config_.train.virtual_ranks);
 
   // The whole dataset moves to the device once; a step only gathers rows by index.
   const Split train = dataset_.train.to(device_);
   const Split test = dataset_.test.to(device_);
   DistributedSampler sampler(train.size(), world, comm_.rank(), local_batch, config_.train.shuffle,
-                             uint64_t(config_.train.seed), config_.train.remainder);
+                             uint64_t(config_.train.seed), config_.train.remainder, virtual_ranks);
   const int64_t steps = sampler.steps_per_epoch();
+  const int64_t batch_per_step = sampler.batch_per_step();
+  const int64_t global_batch = sampler.global_batch();
   LrSchedule schedule(config_, global_batch, steps);
   Replica replica(config_, comm_, device_);
 
   Progress progress(comm_.rank() == 0 && config_.output.progress, steps);
-  progress.message(fmt::format("ddp-train {}: {} ranks ({}, {}), {} x {} = global batch {}, lr rule {} -> peak lr "
+  const std::string virtual_text = virtual_ranks > 1 ? fmt::format(" x {} virtual", virtual_ranks) : "";
+  progress.message(fmt::format("ddp-train {}: {} ranks{} ({}, {}), global batch {} = {} x {}{}, lr rule {} -> peak lr "
                                "{:.5g}, warmup {} steps, {} steps/epoch",
-                               kVersion, world, comm_.backend_name(), device_.str(), local_batch, world, global_batch,
-                               to_string(config_.lr.rule), schedule.peak(), schedule.warmup_steps(), steps));
+                               kVersion, world, virtual_text, comm_.backend_name(), device_.str(), global_batch,
+                               local_batch, world, virtual_text, to_string(config_.lr.rule), schedule.peak(),
+                               schedule.warmup_steps(), steps));
 
   TrainingResult result;
   double train_seconds = 0, compute_seconds = 0, comm_seconds = 0;
@@ -72,9 +76,9 @@ TrainingResult Trainer::run() {
     double lr = schedule.at(step);
     for (int64_t s = 0; s < steps; ++s, ++step) {
       lr = schedule.at(step);
-      const torch::Tensor batch = order.narrow(0, s * local_batch, local_batch);
+      const torch::Tensor batch = order.narrow(0, s * batch_per_step, batch_per_step);
       const torch::Tensor loss =
-          replica.step(train.images.index_select(0, batch), train.labels.index_select(0, batch), lr);
+          replica.step(train.images.index_select(0, batch), train.labels.index_select(0, batch), lr, virtual_ranks);
       loss_sum += loss;
       progress.step(epoch, s, lr);
     }
@@ -117,6 +121,8 @@ TrainingResult Trainer::run() {
                     {"backend", comm_.backend_name()},
                     {"device", device_.str()},
                     {"local_batch", local_batch},
+                    {"virtual_ranks", virtual_ranks},
+                    {"simulated_world_size", world * virtual_ranks},
                     {"global_batch", global_batch},
                     {"lr_rule", to_string(config_.lr.rule)},
                     {"base_lr", config_.optim.base_lr},

@@ -66,6 +66,21 @@ TEST(DistributedSampler, UnionOfRankBatchesIsTheSingleRankGlobalBatch) {
   }
 }
 
+TEST(DistributedSampler, VirtualRanksTakeTheSamplesOfTheRanksTheyStandFor) {
+  // 2 processes x 3 virtual ranks take, step by step, what 6 real ranks take.
+  for (int process = 0; process < 2; ++process) {
+    DistributedSampler simulated(500, 2, process, 5, true, 2, Remainder::Drop, 3);
+    EXPECT_EQ(simulated.global_batch(), 30);
+    EXPECT_EQ(simulated.batch_per_step(), 15);
+    const auto mine = as_vector(simulated.indices(1));
+    for (int j = 0; j < 3; ++j) {
+      const auto real = as_vector(DistributedSampler(500, 6, process * 3 + j, 5, true, 2, Remainder::Drop).indices(1));
+      for (int64_t step = 0; step < simulated.steps_per_epoch(); ++step)
+        for (int i = 0; i < 5; ++i) ASSERT_EQ(mine[step * 15 + j * 5 + i], real[step * 5 + i]);
+    }
+  }
+}
+
 TEST(DistributedSampler, NoShuffleIsInOrder) {
   DistributedSampler sampler(10, 2, 1, 2, false, 0, Remainder::Drop);
   EXPECT_EQ(as_vector(sampler.indices(3)), (std::vector<int64_t>{1, 3, 5, 7}));

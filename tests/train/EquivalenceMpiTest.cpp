@@ -2,6 +2,9 @@
 // end with the same parameters as one rank with batch N*b over the same samples in the
 // same order. Runs under mpiexec -n 2 and -n 4.
 #include <gtest/gtest.h>
+#include <mpi.h>
+
+#include "comm/MpiCommunicator.h"
 
 #include "comm/MpiRuntime.h"
 #include "data/Dataset.h"
@@ -23,13 +26,14 @@ Split synthetic_split(int64_t n) {
 // Trains `steps` steps through `replica` exactly as the Trainer does.
 void train(Replica& replica, const Split& data, const DistributedSampler& sampler, const LrSchedule& schedule,
            int64_t steps) {
-  const int64_t b = sampler.local_batch();
+  const int64_t b = sampler.batch_per_step();
   torch::Tensor order;
   for (int64_t step = 0; step < steps; ++step) {
     const int64_t s = step % sampler.steps_per_epoch();
     if (s == 0) order = sampler.indices(step / sampler.steps_per_epoch());
     const torch::Tensor idx = order.narrow(0, s * b, b);
-    replica.step(data.images.index_select(0, idx), data.labels.index_select(0, idx), schedule.at(step));
+    replica.step(data.images.index_select(0, idx), data.labels.index_select(0, idx), schedule.at(step),
+                 sampler.virtual_ranks());
   }
 }
 
@@ -37,14 +41,7 @@ double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).norm().item<double>() / b.norm().item<double>();
 }
 
-TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
-  auto world = make_mpi_world_communicator();
-  auto self = make_mpi_self_communicator();
-  ASSERT_GT(world->size(), 1);
-  const int n = world->size();
-  const int64_t b = 8, steps = 30;
-  const Split data = synthetic_split(200);
-
+Config equivalence_config(int64_t b) {
   Config config;
   config.train.local_batch = b;
   config.train.seed = 5;
@@ -55,6 +52,53 @@ TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
   config.lr.base_batch = 8;
   config.lr.warmup_steps = 10;
   config.comm.bucket_mb = 0.05;  // several buckets
+  return config;
+}
+
+// N real ranks vs N/2 ranks x 2 virtual ranks: the same samples and the same update.
+TEST(Equivalence, VirtualRanksMatchRealRanks) {
+  auto world = make_mpi_world_communicator();
+  const int n = world->size();
+  ASSERT_EQ(n % 2, 0) << "needs an even number of ranks";
+  const int64_t b = 8, steps = 30;
+  const Split data = synthetic_split(200);
+  const Config config = equivalence_config(b);
+
+  Replica real(config, *world, torch::kCPU);
+  DistributedSampler real_sampler(data.size(), n, world->rank(), b, true, 11, Remainder::Drop);
+  const LrSchedule schedule(config, real_sampler.global_batch(), real_sampler.steps_per_epoch());
+  train(real, data, real_sampler, schedule, steps);
+
+  // The first half of the ranks forms a world of N/2 processes, each standing for 2 ranks.
+  MPI_Comm half_comm;
+  const bool in_half = world->rank() < n / 2;
+  MPI_Comm_split(MPI_COMM_WORLD, in_half ? 0 : 1, world->rank(), &half_comm);
+  if (in_half) {
+    MpiCommunicator half(half_comm);
+    Config virtual_config = config;
+    virtual_config.train.virtual_ranks = 2;
+    Replica simulated(virtual_config, half, torch::kCPU);
+    DistributedSampler virtual_sampler(data.size(), n / 2, half.rank(), b, true, 11, Remainder::Drop, 2);
+    ASSERT_EQ(virtual_sampler.global_batch(), real_sampler.global_batch());
+    ASSERT_EQ(virtual_sampler.steps_per_epoch(), real_sampler.steps_per_epoch());
+    train(simulated, data, virtual_sampler, schedule, steps);
+    const auto p = simulated.model()->parameters();
+    const auto q = real.model()->parameters();
+    for (size_t k = 0; k < p.size(); ++k)
+      EXPECT_LT(relative_error(p[k], q[k]), 1e-5) << "parameter " << k << " on rank " << world->rank();
+  }
+  MPI_Comm_free(&half_comm);
+}
+
+TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
+  auto world = make_mpi_world_communicator();
+  auto self = make_mpi_self_communicator();
+  ASSERT_GT(world->size(), 1);
+  const int n = world->size();
+  const int64_t b = 8, steps = 30;
+  const Split data = synthetic_split(200);
+
+  const Config config = equivalence_config(b);
 
   // N ranks x b.
   Replica parallel(config, *world, torch::kCPU);
