@@ -4,8 +4,9 @@
 
 namespace ddp {
 
-GradientBuckets::GradientBuckets(std::vector<torch::Tensor> parameters, size_t bucket_bytes)
+GradientBuckets::GradientBuckets(std::vector<torch::Tensor> parameters, size_t bucket_bytes, int64_t extra_slots)
     : parameters_(std::move(parameters)) {
+  TORCH_CHECK(!parameters_.empty(), "GradientBuckets: no parameters");
   std::vector<std::vector<size_t>> groups;
   size_t group_bytes = 0;
   for (size_t k = parameters_.size(); k-- > 0;) {
@@ -17,24 +18,31 @@ GradientBuckets::GradientBuckets(std::vector<torch::Tensor> parameters, size_t b
     groups.back().push_back(k);
     group_bytes += bytes;
   }
-  for (const auto& group : groups) {
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const auto& group = groups[g];
     int64_t count = 0;
     for (size_t k : group) count += parameters_[k].numel();
-    torch::Tensor buffer = torch::zeros({count}, parameters_[group.front()].options());
-    std::vector<torch::Tensor> views;
+    const int64_t extra = g + 1 == groups.size() ? extra_slots : 0;
+    torch::Tensor buffer = torch::zeros({count + extra}, parameters_[group.front()].options());
     int64_t offset = 0;
     for (size_t k : group) {
       torch::Tensor& p = parameters_[k];
       torch::Tensor view = buffer.narrow(0, offset, p.numel()).view(p.sizes());
       // AccumulateGrad adds into an existing .grad() in place, so backward fills the bucket.
       p.mutable_grad() = view;
-      views.push_back(view);
       offset += p.numel();
     }
     numel_ += count;
     buffers_.push_back(buffer);
-    views_.push_back(std::move(views));
+    grad_spans_.push_back(buffer.narrow(0, 0, count));
+    if (extra > 0) extras_ = buffer.narrow(0, count, extra);
   }
+}
+
+torch::Tensor GradientBuckets::squared_norm() const {
+  torch::Tensor total = at::dot(grad_spans_[0], grad_spans_[0]);
+  for (size_t b = 1; b < grad_spans_.size(); ++b) total = total + at::dot(grad_spans_[b], grad_spans_[b]);
+  return total;
 }
 
 void GradientBuckets::zero() {

@@ -3,8 +3,8 @@
 namespace ddp {
 
 GradientSynchronizer::GradientSynchronizer(Communicator& comm, std::vector<torch::Tensor> parameters,
-                                           size_t bucket_bytes)
-    : comm_(comm), buckets_(std::move(parameters), bucket_bytes) {}
+                                           size_t bucket_bytes, int64_t extra_slots)
+    : comm_(comm), buckets_(std::move(parameters), bucket_bytes, extra_slots) {}
 
 void GradientSynchronizer::broadcast_parameters(int root) {
   torch::NoGradGuard no_grad;

@@ -10,7 +10,9 @@ namespace ddp {
 
 class GradientSynchronizer {
  public:
-  GradientSynchronizer(Communicator& comm, std::vector<torch::Tensor> parameters, size_t bucket_bytes);
+  // `extra_slots`: scalars averaged along with the gradients (see GradientBuckets).
+  GradientSynchronizer(Communicator& comm, std::vector<torch::Tensor> parameters, size_t bucket_bytes,
+                       int64_t extra_slots = 0);
 
   // Makes every rank start from rank 0's parameters.
   void broadcast_parameters(int root = 0);

@@ -1,7 +1,8 @@
 // Training throughput benchmark: per rank, a plain LibTorch loop (no sampler, no
-// communication) and the data-parallel Replica step, interleaved round by round so both
-// see the same machine noise; prints samples/s per rank and in total, the ratio of the
-// two, and the share of step time spent in the gradient all-reduce.
+// communication) and the data-parallel Replica step without and with the gradient
+// noise-scale measurement, interleaved round by round so all see the same machine
+// noise; prints samples/s per rank and in total, the ratios, and the share of step
+// time spent in the gradient all-reduce.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -63,46 +64,65 @@ int main(int argc, char** argv) {
     torch::optim::SGD plain_optimizer(plain_model->parameters(), torch::optim::SGDOptions(config.optim.base_lr));
     ddp::Replica replica(config, *comm, torch::kCPU);
 
-    double plain_seconds = 0, ddp_seconds = 0;
-    plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps / 10, 0);  // warm caches and allocator
-    for (int round = 0; round < rounds; ++round) {
-      comm->barrier();
-      plain_seconds += plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps, round);
-      comm->barrier();
-      const torch::Tensor order = sampler.indices(round);
+    // One epoch of Replica steps; `measure_noise` adds the noise-scale measurement every
+    // metrics.noise_scale_every steps, as the trainer does.
+    const int64_t noise_every = std::max<int64_t>(1, config.metrics.noise_scale_every);
+    auto ddp_epoch = [&](int64_t epoch, bool measure_noise) {
+      const torch::Tensor order = sampler.indices(epoch);
+      ddp::NoiseSample sample;
       const auto start = Clock::now();
       for (int64_t s = 0; s < steps; ++s) {
         const torch::Tensor idx = order.narrow(0, s * batch, batch);
         replica.step(dataset.train.images.index_select(0, idx), dataset.train.labels.index_select(0, idx),
-                     config.optim.base_lr);
+                     config.optim.base_lr, 1, measure_noise && s % noise_every == 0 ? &sample : nullptr);
       }
-      ddp_seconds += since(start);
+      return since(start);
+    };
+    double plain_seconds = 0, ddp_seconds = 0, noise_seconds = 0;
+    plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps / 10, 0);  // warm caches and allocator
+    ddp::StepTimes times;
+    for (int round = 0; round < rounds; ++round) {
+      comm->barrier();
+      plain_seconds += plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps, round);
+      comm->barrier();
+      replica.reset_times();
+      ddp_seconds += ddp_epoch(round, false);
+      times.comm_seconds += replica.times().comm_seconds;
+      times.compute_seconds += replica.times().compute_seconds;
+      comm->barrier();
+      noise_seconds += ddp_epoch(round, true);
     }
     const double samples = double(rounds * steps * batch);
-    const double plain_rate = samples / plain_seconds, ddp_rate = samples / ddp_seconds;
-    const auto& t = replica.times();
-    const double comm_share = t.comm_seconds / (t.comm_seconds + t.compute_seconds);
+    const double plain_rate = samples / plain_seconds, ddp_rate = samples / ddp_seconds,
+                 noise_rate = samples / noise_seconds;
+    const double comm_share = times.comm_seconds / (times.comm_seconds + times.compute_seconds);
 
-    torch::Tensor rates = torch::tensor({plain_rate, ddp_rate, comm_share}, torch::kFloat64);
-    torch::Tensor total = rates.clone();
+    torch::Tensor total = torch::tensor({plain_rate, ddp_rate, comm_share, noise_rate}, torch::kFloat64);
     comm->allreduce(total, ddp::ReduceOp::Sum);
-    const auto all = comm->allgather(fmt::format("{:.0f} {:.0f} {:.3f}", plain_rate, ddp_rate, comm_share));
+    const auto all =
+        comm->allgather(fmt::format("{:.0f} {:.0f} {:.3f} {:.0f}", plain_rate, ddp_rate, comm_share, noise_rate));
     if (comm->rank() == 0) {
-      fmt::print("# {} ranks, {}, local batch {}, {} steps/epoch, {} rounds, {} thread(s)/rank\n", comm->size(),
-                 config.data.name, batch, steps, rounds, config.runtime.threads);
-      fmt::print("{:>5} {:>14} {:>14} {:>10} {:>12}\n", "rank", "plain_sps", "ddp_sps", "ddp/plain", "allreduce%");
+      fmt::print("# {} ranks, {}, local batch {}, {} steps/epoch, {} rounds, {} thread(s)/rank, noise scale every {} "
+                 "steps\n",
+                 comm->size(), config.data.name, batch, steps, rounds, config.runtime.threads, noise_every);
+      fmt::print("{:>5} {:>12} {:>12} {:>10} {:>11} {:>14} {:>15}\n", "rank", "plain_sps", "ddp_sps", "ddp/plain",
+                 "allreduce%", "ddp+noise_sps", "noise_overhead%");
+      auto row = [](const std::string& who, double p, double d, double c, double n) {
+        fmt::print("{:>5} {:>12.0f} {:>12.0f} {:>10.3f} {:>10.1f}% {:>14.0f} {:>14.1f}%\n", who, p, d, d / p, 100 * c, n,
+                   100 * (d / n - 1));
+      };
       for (int r = 0; r < comm->size(); ++r) {
-        double p = 0, d = 0, c = 0;
-        std::sscanf(all[r].c_str(), "%lf %lf %lf", &p, &d, &c);
-        fmt::print("{:>5} {:>14.0f} {:>14.0f} {:>10.3f} {:>11.1f}%\n", r, p, d, d / p, 100 * c);
+        double p = 0, d = 0, c = 0, n = 0;
+        std::sscanf(all[r].c_str(), "%lf %lf %lf %lf", &p, &d, &c, &n);
+        row(std::to_string(r), p, d, c, n);
       }
-      const double plain_total = total[0].item<double>(), ddp_total = total[1].item<double>();
-      fmt::print("{:>5} {:>14.0f} {:>14.0f} {:>10.3f} {:>11.1f}%\n", "total", plain_total, ddp_total,
-                 ddp_total / plain_total, 100 * total[2].item<double>() / comm->size());
+      const double plain_total = total[0].item<double>(), ddp_total = total[1].item<double>(),
+                   noise_total = total[3].item<double>();
+      row("total", plain_total, ddp_total, total[2].item<double>() / comm->size(), noise_total);
       fmt::print("RESULT ranks={} ddp_total_sps={:.0f} plain_per_rank_sps={:.0f} ddp_vs_plain={:.3f} "
-                 "allreduce_share={:.3f}\n",
+                 "allreduce_share={:.3f} noise_overhead={:.3f}\n",
                  comm->size(), ddp_total, plain_total / comm->size(), ddp_total / plain_total,
-                 total[2].item<double>() / comm->size());
+                 total[2].item<double>() / comm->size(), ddp_total / noise_total - 1);
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "ddp-bench-train: error: {}\n", e.what());

@@ -12,6 +12,14 @@
 
 namespace ddp {
 
+// One step's gradient-noise measurement, as 0-dim tensors on the model's device (read
+// later, so a GPU step needs no host synchronisation): the mean over all (virtual)
+// ranks of each micro-batch gradient's squared norm, and the averaged gradient's.
+struct NoiseSample {
+  torch::Tensor small_squared_norm;
+  torch::Tensor big_squared_norm;
+};
+
 struct StepTimes {
   double compute_seconds = 0;  // forward, backward, optimizer
   double comm_seconds = 0;     // gradient all-reduce
@@ -28,8 +36,11 @@ class Replica {
   // equal micro-batches, each back-propagated in turn with its loss scaled by 1/v, so
   // the accumulated gradient is their mean, as v real ranks' all-reduce would make it.
   // Returns this rank's mean loss as a 0-dim tensor: reading it would synchronise a
-  // GPU, so callers accumulate it and read once per epoch.
-  torch::Tensor step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches = 1);
+  // GPU, so callers accumulate it and read once per epoch. With `noise` set, also
+  // measures the gradient noise (the raw data-loss gradient, before weight decay and
+  // momentum); the local norm travels in the gradient all-reduce.
+  torch::Tensor step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches = 1,
+                     NoiseSample* noise = nullptr);
 
   SimpleNN& model() { return model_; }
   torch::optim::SGD& optimizer() { return optimizer_; }

@@ -8,6 +8,7 @@
 #include "common/Errors.h"
 #include "common/Version.h"
 #include "data/DistributedSampler.h"
+#include "metrics/NoiseScale.h"
 #include "metrics/Progress.h"
 #include "schedule/LrSchedule.h"
 #include "train/Evaluate.h"
@@ -58,6 +59,16 @@ TrainingResult Trainer::run() {
   Replica replica(config_, comm_, device_);
 
   Progress progress(comm_.rank() == 0 && config_.output.progress, steps);
+  // The small batch is one (virtual) rank's micro-batch, the big one the global batch;
+  // with a single rank and no virtual ranks they coincide and nothing can be estimated.
+  std::optional<GradientNoiseScale> noise_scale;
+  const int64_t noise_every = config_.metrics.noise_scale_every;
+  if (noise_every > 0 && global_batch > local_batch) {
+    noise_scale.emplace(double(local_batch), double(global_batch), config_.metrics.noise_scale_decay);
+  } else if (noise_every > 0) {
+    progress.message("gradient noise scale: not measured with one rank and no virtual ranks "
+                     "(set train.virtual_ranks=2 to measure it on one process)");
+  }
   const std::string virtual_text = virtual_ranks > 1 ? fmt::format(" x {} virtual", virtual_ranks) : "";
   progress.message(fmt::format("ddp-train {}: {} ranks{} ({}, {}), global batch {} = {} x {}{}, lr rule {} -> peak lr "
                                "{:.5g}, warmup {} steps, {} steps/epoch",
@@ -74,11 +85,14 @@ TrainingResult Trainer::run() {
     const torch::Tensor order = sampler.indices(epoch).to(device_);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
     double lr = schedule.at(step);
+    std::vector<NoiseSample> noise_samples;
     for (int64_t s = 0; s < steps; ++s, ++step) {
       lr = schedule.at(step);
       const torch::Tensor batch = order.narrow(0, s * batch_per_step, batch_per_step);
-      const torch::Tensor loss =
-          replica.step(train.images.index_select(0, batch), train.labels.index_select(0, batch), lr, virtual_ranks);
+      NoiseSample* noise = nullptr;
+      if (noise_scale && step % noise_every == 0) noise = &noise_samples.emplace_back();
+      const torch::Tensor loss = replica.step(train.images.index_select(0, batch),
+                                              train.labels.index_select(0, batch), lr, virtual_ranks, noise);
       loss_sum += loss;
       progress.step(epoch, s, lr);
     }
@@ -90,6 +104,18 @@ TrainingResult Trainer::run() {
     train_seconds += epoch_train_seconds;
     compute_seconds += replica.times().compute_seconds;
     comm_seconds += replica.times().comm_seconds;
+
+    nlohmann::json b_simple = nullptr;
+    if (noise_scale && !noise_samples.empty()) {
+      std::vector<torch::Tensor> small, big;
+      for (const auto& sample : noise_samples) small.push_back(sample.small_squared_norm), big.push_back(sample.big_squared_norm);
+      const torch::Tensor small_cpu = torch::stack(small).to(torch::kCPU, torch::kFloat64);
+      const torch::Tensor big_cpu = torch::stack(big).to(torch::kCPU, torch::kFloat64);
+      for (int64_t i = 0; i < small_cpu.size(0); ++i)
+        noise_scale->add(small_cpu[i].item<double>(), big_cpu[i].item<double>());
+      if (auto value = noise_scale->b_simple()) b_simple = *value;
+    }
+    result.final_b_simple = b_simple;
 
     const Evaluation eval = evaluate(replica.model(), test, comm_);
     const double throughput = double(steps * global_batch) / epoch_train_seconds;
@@ -103,7 +129,10 @@ TrainingResult Trainer::run() {
                                 {"samples_per_second", throughput},
                                 {"epoch_seconds", since(epoch_start)},
                                 {"compute_seconds", replica.times().compute_seconds},
-                                {"comm_seconds", replica.times().comm_seconds}});
+                                {"comm_seconds", replica.times().comm_seconds},
+                                {"b_simple", b_simple},
+                                {"noise_grad_sq", noise_scale ? nlohmann::json(noise_scale->gradient_squared_norm()) : nullptr},
+                                {"noise_trace_sigma", noise_scale ? nlohmann::json(noise_scale->trace_sigma()) : nullptr}});
     }
     progress.epoch_done({epoch, config_.train.epochs, lr, train_loss, eval.loss, eval.accuracy, throughput,
                          since(epoch_start)});
@@ -136,6 +165,8 @@ TrainingResult Trainer::run() {
                     {"final_test_accuracy", result.final_test_accuracy},
                     {"final_test_loss", result.final_test_loss},
                     {"final_train_loss", result.final_train_loss},
+                    {"b_simple", result.final_b_simple},
+                    {"noise_scale_b_small", local_batch},
                     {"samples_per_second", result.samples_per_second},
                     {"train_seconds", train_seconds},
                     {"compute_seconds", compute_seconds},

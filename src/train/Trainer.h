@@ -17,6 +17,7 @@ struct TrainingResult {
   double final_test_accuracy = 0;
   double final_test_loss = 0;
   double final_train_loss = 0;
+  nlohmann::json final_b_simple;  // the gradient noise scale, or null where not measured
   double samples_per_second = 0;
   double wall_seconds = 0;
   nlohmann::json summary;

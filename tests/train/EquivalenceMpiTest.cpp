@@ -23,18 +23,23 @@ Split synthetic_split(int64_t n) {
   return {x, x.matmul(w).argmax(1)};
 }
 
-// Trains `steps` steps through `replica` exactly as the Trainer does.
-void train(Replica& replica, const Split& data, const DistributedSampler& sampler, const LrSchedule& schedule,
-           int64_t steps) {
+// Trains `steps` steps through `replica` exactly as the Trainer does; returns each step's
+// gradient-noise measurement as [steps, 2] (small, big squared norms).
+torch::Tensor train(Replica& replica, const Split& data, const DistributedSampler& sampler, const LrSchedule& schedule,
+                    int64_t steps) {
+  std::vector<torch::Tensor> noise;
   const int64_t b = sampler.batch_per_step();
   torch::Tensor order;
   for (int64_t step = 0; step < steps; ++step) {
     const int64_t s = step % sampler.steps_per_epoch();
     if (s == 0) order = sampler.indices(step / sampler.steps_per_epoch());
     const torch::Tensor idx = order.narrow(0, s * b, b);
+    NoiseSample sample;
     replica.step(data.images.index_select(0, idx), data.labels.index_select(0, idx), schedule.at(step),
-                 sampler.virtual_ranks());
+                 sampler.virtual_ranks(), &sample);
+    noise.push_back(torch::stack({sample.small_squared_norm, sample.big_squared_norm}));
   }
+  return torch::stack(noise);
 }
 
 double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
@@ -67,7 +72,7 @@ TEST(Equivalence, VirtualRanksMatchRealRanks) {
   Replica real(config, *world, torch::kCPU);
   DistributedSampler real_sampler(data.size(), n, world->rank(), b, true, 11, Remainder::Drop);
   const LrSchedule schedule(config, real_sampler.global_batch(), real_sampler.steps_per_epoch());
-  train(real, data, real_sampler, schedule, steps);
+  const torch::Tensor real_noise = train(real, data, real_sampler, schedule, steps);
 
   // The first half of the ranks forms a world of N/2 processes, each standing for 2 ranks.
   MPI_Comm half_comm;
@@ -81,7 +86,11 @@ TEST(Equivalence, VirtualRanksMatchRealRanks) {
     DistributedSampler virtual_sampler(data.size(), n / 2, half.rank(), b, true, 11, Remainder::Drop, 2);
     ASSERT_EQ(virtual_sampler.global_batch(), real_sampler.global_batch());
     ASSERT_EQ(virtual_sampler.steps_per_epoch(), real_sampler.steps_per_epoch());
-    train(simulated, data, virtual_sampler, schedule, steps);
+    const torch::Tensor virtual_noise = train(simulated, data, virtual_sampler, schedule, steps);
+    // The gradient-noise measurement is the same whether ranks are real or virtual.
+    EXPECT_LT(relative_error(virtual_noise, real_noise), 1e-5);
+    EXPECT_GT(real_noise.select(1, 0).mean().item<double>(), real_noise.select(1, 1).mean().item<double>())
+        << "micro-batch gradients should be noisier than the averaged one";
     const auto p = simulated.model()->parameters();
     const auto q = real.model()->parameters();
     for (size_t k = 0; k < p.size(); ++k)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Starts the real one-node Slurm cluster (cluster/start), submits launch/slurm/ddp-train.sbatch
+# with `sbatch --wait` for 2 tasks, and checks the job succeeded and wrote metrics and a
+# summary with world size 2. Stops the daemons it started, also on failure. When Slurm
+# cannot be started this test fails and says why: it never passes silently.
+set -euo pipefail
+: "${DDP_SOURCE_DIR:?}"
+cd "$DDP_SOURCE_DIR"
+export DDP_SLURM_STATE=$(mktemp -d /tmp/ddp-slurm-test.XXXXXX)
+# Ports of their own, so a cluster started by hand on the defaults does not collide.
+export DDP_SLURMCTLD_PORT=${DDP_SLURMCTLD_PORT:-16817} DDP_SLURMD_PORT=${DDP_SLURMD_PORT:-16818}
+cleanup() {
+  cluster/stop >/dev/null 2>&1 || true
+  rm -rf "$DDP_SLURM_STATE" "${run_root:-}"
+}
+trap cleanup EXIT
+
+if ! start_output=$(cluster/start 2>&1); then
+  echo "FAIL: the local Slurm cluster could not be started:" >&2
+  echo "$start_output" >&2
+  for log in "$DDP_SLURM_STATE"/*.log "$DDP_SLURM_STATE"/munge/*.log; do
+    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
+  done
+  exit 1
+fi
+export SLURM_CONF="$DDP_SLURM_STATE/slurm.conf"
+run_root=$(mktemp -d)
+
+set +e
+sbatch --wait --ntasks=2 --output="$run_root/slurm-%j.out" --export=ALL,DDP_RUN_DIR="$run_root/run" \
+  launch/slurm/ddp-train.sbatch --config configs/mnist.yaml train.epochs=2 lr.rule=linear >"$run_root/sbatch.out" 2>&1
+status=$?
+set -e
+cat "$run_root/sbatch.out" "$run_root"/slurm-*.out 2>/dev/null
+job=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$run_root/sbatch.out")
+[ -n "$job" ] || { echo "FAIL: sbatch did not submit a job"; exit 1; }
+if [ "$status" -ne 0 ]; then
+  echo "FAIL: job $job exited $status"
+  tail -n 20 "$run_root"/run/rank-*.log 2>/dev/null
+  exit 1
+fi
+for rank in 0 1; do
+  [ -f "$run_root/run/rank-$rank.log" ] || { echo "FAIL: no log for rank $rank"; exit 1; }
+done
+python3 - "$run_root/run" <<'PY'
+import json, os, sys
+run = sys.argv[1]
+lines = open(os.path.join(run, "metrics.jsonl")).read().splitlines()
+assert len(lines) == 2, f"expected 2 epochs of metrics, got {len(lines)}"
+s = json.load(open(os.path.join(run, "summary.json")))
+assert s["world_size"] == 2, f"world size {s['world_size']}, expected 2"
+assert s["global_batch"] == 128, s["global_batch"]
+print(f"ok: Slurm job ran 2 ranks, final test accuracy {s['final_test_accuracy']:.4f}")
+PY

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The reduced scaling study: checks the report's shape (files, columns, one row per run),
+# not its numbers.
+set -euo pipefail
+: "${DDP_SOURCE_DIR:?}" "${DDP_TRAIN:?}"
+cd "$DDP_SOURCE_DIR"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+launch/study configs/study-smoke.yaml --out "$out" --binary "$DDP_TRAIN"
+/usr/bin/python3 - "$out" <<'PY'
+import csv, os, sys
+out = sys.argv[1]
+for name in ("report.md", "runs.csv", "epochs.csv", "accuracy_vs_batch.png", "loss_curves.png", "throughput.png"):
+    path = os.path.join(out, name)
+    assert os.path.isfile(path) and os.path.getsize(path) > 0, f"{name} missing or empty"
+rows = list(csv.DictReader(open(os.path.join(out, "runs.csv"))))
+# configs/study-smoke.yaml: 3 global batches x 2 rules x 1 seed.
+assert len(rows) == 6, f"expected 6 runs, got {len(rows)}"
+for column in ("rule", "global_batch", "ranks", "virtual_ranks", "seed", "status", "peak_lr", "final_test_accuracy",
+               "samples_per_second"):
+    assert column in rows[0], f"runs.csv lacks {column}"
+assert all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
+shapes = {(int(r["global_batch"]), int(r["ranks"]), int(r["virtual_ranks"])) for r in rows}
+assert shapes == {(32, 1, 1), (64, 2, 1), (256, 2, 4)}, shapes
+epochs = list(csv.DictReader(open(os.path.join(out, "epochs.csv"))))
+assert len(epochs) == 6 * 2, f"expected 12 epoch rows, got {len(epochs)}"
+report = open(os.path.join(out, "report.md")).read()
+table = [l for l in report.splitlines() if l.startswith("| ") and "±" in l]
+assert len(table) == 3, f"expected a table row per global batch, got {len(table)}"
+for png in ("accuracy_vs_batch.png", "loss_curves.png", "throughput.png"):
+    assert open(os.path.join(out, png), "rb").read(8) == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
+print("ok: study report has the expected shape")
+PY
+# A run that fails is reported and the study goes on (exit 1 at the end).
+cat >"$out/bad.yaml" <<'YAML'
+name: bad
+config: configs/mnist.yaml
+overrides: [train.epochs=1]
+local_batch: 32
+global_batches: [32]
+max_real_ranks: 1
+seeds: [1]
+rules:
+  - {name: broken, overrides: [lr.rule=cubic]}
+  - {name: fine, overrides: [lr.rule=none]}
+YAML
+set +e
+launch/study "$out/bad.yaml" --out "$out/bad" --binary "$DDP_TRAIN" >"$out/bad.log" 2>&1
+status=$?
+set -e
+grep -q "FAILED (exit 2)" "$out/bad.log" || { cat "$out/bad.log"; echo "FAIL: the broken run was not reported"; exit 1; }
+[ "$status" -eq 1 ] || { echo "FAIL: study exit $status with a failed run, expected 1"; exit 1; }
+grep -q "^fine,32,1,1,1,ok" "$out/bad/runs.csv" || { echo "FAIL: the study did not continue after a failed run"; exit 1; }
+echo "ok: a failed run is reported and the study continues"
