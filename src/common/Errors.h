@@ -14,5 +14,8 @@ class InputError : public std::runtime_error {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitBadInput = 2;
+// Stopped before the end (a preemption signal, train.stop_after_steps) with a checkpoint
+// to resume from: EX_TEMPFAIL, "try again", which the Slurm script requeues on.
+constexpr int kExitStopped = 75;
 
 }  // namespace ddp

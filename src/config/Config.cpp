@@ -138,6 +138,12 @@ const std::vector<Field>& schema() {
                         {{"drop", Remainder::Drop}, {"pad", Remainder::Pad}}),
       number<int64_t>("train.virtual_ranks", "ranks each process simulates by gradient accumulation",
                       [](Config& c) -> int64_t& { return c.train.virtual_ranks; }, 1, 1 << 16),
+      choice<NonFinitePolicy>("train.on_nonfinite", "a NaN/Inf loss or gradient on any rank",
+                              [](Config& c) -> NonFinitePolicy& { return c.train.on_nonfinite; },
+                              {{"stop", NonFinitePolicy::Stop}, {"skip", NonFinitePolicy::Skip}}),
+      number<int64_t>("train.stop_after_steps", "stop resumably after this many steps in total (0: no limit)",
+                      [](Config& c) -> int64_t& { return c.train.stop_after_steps; }, 0,
+                      std::numeric_limits<int64_t>::max()),
       number<double>("optim.base_lr", "learning rate at lr.base_batch",
                      [](Config& c) -> double& { return c.optim.base_lr; }, 0.0, 1e6),
       number<double>("optim.momentum", "SGD momentum (PyTorch form)",
@@ -172,6 +178,17 @@ const std::vector<Field>& schema() {
                       [](Config& c) -> int64_t& { return c.metrics.noise_scale_every; }, 0, kMaxInt),
       number<double>("metrics.noise_scale_decay", "moving-average decay of the noise-scale estimates",
                      [](Config& c) -> double& { return c.metrics.noise_scale_decay; }, 0.0, 0.999999),
+      number<int64_t>("checkpoint.every_steps", "write a checkpoint every N steps (0: off)",
+                      [](Config& c) -> int64_t& { return c.checkpoint.every_steps; }, 0, kMaxInt),
+      number<int64_t>("checkpoint.every_epochs", "write a checkpoint every N epochs (0: off); always at the end",
+                      [](Config& c) -> int64_t& { return c.checkpoint.every_epochs; }, 0, kMaxInt),
+      number<int64_t>("checkpoint.keep", "checkpoints kept (the newest)",
+                      [](Config& c) -> int64_t& { return c.checkpoint.keep; }, 1, 1000),
+      text("checkpoint.dir", "checkpoint directory; empty: <run directory>/checkpoints",
+           [](Config& c) -> std::string& { return c.checkpoint.dir; }),
+      choice<ResumePolicy>("checkpoint.resume", "auto: continue from the newest valid checkpoint (as --resume)",
+                           [](Config& c) -> ResumePolicy& { return c.checkpoint.resume; },
+                           {{"never", ResumePolicy::Never}, {"auto", ResumePolicy::Auto}}),
       text("output.dir", "run directory; empty: a new runs/<timestamp>/",
            [](Config& c) -> std::string& { return c.output.dir; }),
       boolean("output.progress", "show per-epoch progress on rank 0",
@@ -313,6 +330,12 @@ std::string dump_config(const Config& config) {
   YAML::Emitter out;
   out << root;
   return std::string(out.c_str()) + "\n";
+}
+
+std::vector<std::pair<std::string, std::string>> config_entries(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& field : schema()) entries.emplace_back(field.key, field.show(config));
+  return entries;
 }
 
 std::string describe_config_keys() {

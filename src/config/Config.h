@@ -13,6 +13,8 @@ enum class LrDecay { Constant, Step, Cosine };
 enum class Device { Auto, Cpu, Cuda };
 enum class Backend { Auto, Mpi, Nccl };
 enum class Remainder { Drop, Pad };
+enum class NonFinitePolicy { Stop, Skip };
+enum class ResumePolicy { Never, Auto };
 
 struct DataConfig {
   std::string name = "mnist";  // mnist | fashion-mnist
@@ -31,6 +33,19 @@ struct TrainConfig {
   // Each process stands for this many ranks, accumulating their micro-batches before
   // the all-reduce: N processes x v simulate N*v ranks exactly, beyond the cores.
   int64_t virtual_ranks = 1;
+  // A NaN/Inf loss or gradient on any rank: stop with a checkpoint of the last good
+  // state, or skip that step's update and go on.
+  NonFinitePolicy on_nonfinite = NonFinitePolicy::Stop;
+  // Stop (resumably, as on a preemption signal) once this many steps are done in total; 0: no limit.
+  int64_t stop_after_steps = 0;
+};
+
+struct CheckpointConfig {
+  int64_t every_steps = 0;   // 0: not by steps
+  int64_t every_epochs = 1;  // 0: not by epochs; a checkpoint is also written at the end
+  int64_t keep = 3;
+  std::string dir;  // empty: <run directory>/checkpoints
+  ResumePolicy resume = ResumePolicy::Never;  // auto: continue from the newest valid checkpoint
 };
 
 struct OptimConfig {
@@ -82,6 +97,7 @@ struct Config {
   CommConfig comm;
   RuntimeConfig runtime;
   MetricsConfig metrics;
+  CheckpointConfig checkpoint;
   OutputConfig output;
   Device device = Device::Auto;
 };
@@ -96,6 +112,9 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
 
 // The effective configuration as YAML, every key present, in schema order.
 std::string dump_config(const Config& config);
+
+// Every key with its value as dump_config prints it, in schema order.
+std::vector<std::pair<std::string, std::string>> config_entries(const Config& config);
 
 // Every valid key with a one-line description, for --help.
 std::string describe_config_keys();

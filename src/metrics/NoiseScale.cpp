@@ -19,6 +19,13 @@ void GradientNoiseScale::add(double small_sq, double big_sq) {
   ++samples_;
 }
 
+void GradientNoiseScale::restore(const State& state) {
+  g2_ema_ = state.g2_ema;
+  s_ema_ = state.s_ema;
+  weight_ = state.weight;
+  samples_ = state.samples;
+}
+
 double GradientNoiseScale::gradient_squared_norm() const { return weight_ > 0 ? g2_ema_ / weight_ : 0.0; }
 double GradientNoiseScale::trace_sigma() const { return weight_ > 0 ? s_ema_ / weight_ : 0.0; }
 

@@ -26,6 +26,14 @@ class GradientNoiseScale {
   std::optional<double> b_simple() const;
   int64_t samples() const { return samples_; }
 
+  // The moving averages, for checkpoints.
+  struct State {
+    double g2_ema, s_ema, weight;
+    int64_t samples;
+  };
+  State state() const { return {g2_ema_, s_ema_, weight_, samples_}; }
+  void restore(const State& state);
+
  private:
   double b_small_, b_big_, decay_;
   double g2_ema_ = 0, s_ema_ = 0, weight_ = 0;

@@ -46,6 +46,28 @@ RunDirectory RunDirectory::create(const std::string& requested, bool overwrite) 
   return run;
 }
 
+RunDirectory RunDirectory::reopen(const std::string& requested, int64_t completed_epochs) {
+  const fs::path path = requested;
+  std::string kept;
+  {
+    std::ifstream in(path / "metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      try {
+        if (nlohmann::json::parse(line).at("epoch").get<int64_t>() <= completed_epochs) kept += line + "\n";
+      } catch (const nlohmann::json::exception&) {
+        // A line torn by the crash that made this resume necessary: drop it.
+      }
+    }
+  }
+  write_file_atomically(path / "metrics.jsonl", kept);
+  fs::remove(path / "summary.json");
+  RunDirectory run(path);
+  run.metrics_.open(path / "metrics.jsonl", std::ios::app);
+  if (!run.metrics_) throw InputError("output.dir: cannot write " + (path / "metrics.jsonl").string());
+  return run;
+}
+
 void RunDirectory::write_text(const std::string& name, const std::string& text) const {
   write_file_atomically(path_ / name, text);
 }

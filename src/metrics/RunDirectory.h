@@ -14,6 +14,10 @@ class RunDirectory {
   // `requested` empty: a new runs/<timestamp>[-N]/. A directory that already holds a
   // previous run's results is refused (InputError) unless `overwrite`.
   static RunDirectory create(const std::string& requested, bool overwrite);
+  // An existing run directory continued from a checkpoint: metrics.jsonl keeps the
+  // lines of the first `completed_epochs` epochs (later ones came after the checkpoint
+  // and will be measured again); the summary goes until the run completes.
+  static RunDirectory reopen(const std::string& path, int64_t completed_epochs);
 
   const std::filesystem::path& path() const { return path_; }
   void write_text(const std::string& name, const std::string& text) const;

@@ -39,6 +39,12 @@ GradientBuckets::GradientBuckets(std::vector<torch::Tensor> parameters, size_t b
   }
 }
 
+torch::Tensor GradientBuckets::sum() const {
+  torch::Tensor total = grad_spans_[0].sum();
+  for (size_t b = 1; b < grad_spans_.size(); ++b) total = total + grad_spans_[b].sum();
+  return total;
+}
+
 torch::Tensor GradientBuckets::squared_norm() const {
   torch::Tensor total = at::dot(grad_spans_[0], grad_spans_[0]);
   for (size_t b = 1; b < grad_spans_.size(); ++b) total = total + at::dot(grad_spans_[b], grad_spans_[b]);

@@ -29,6 +29,8 @@ class GradientBuckets {
   // Squared L2 norm of all gradients, as a 0-dim tensor on their device: one fused
   // reduction per bucket, no copy.
   torch::Tensor squared_norm() const;
+  // Sum of all gradient elements (0-dim): NaN or Inf exactly when some gradient is.
+  torch::Tensor sum() const;
 
   // Copies of all gradients into one flat tensor and back: for checks and checkpoints.
   torch::Tensor flatten() const;

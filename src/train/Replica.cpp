@@ -1,5 +1,10 @@
 #include "train/Replica.h"
 
+#include <zlib.h>
+
+#include <cmath>
+#include <sstream>
+
 namespace ddp {
 namespace {
 
@@ -18,9 +23,16 @@ torch::optim::SGDOptions sgd_options(const Config& config) {
       .nesterov(config.optim.nesterov);
 }
 
-// Slot 0 of the extras that ride in the gradient all-reduce: the local |G_small|^2.
-constexpr int64_t kExtraSlots = 1;
+// Scalars that ride at the end of the gradient all-reduce (averaged like gradients):
+//   the local |G_small|^2 (noise scale);
+//   health = loss + sum of gradients: NaN/Inf on any rank makes the average NaN/Inf;
+//   stop > 0 when any rank asked to stop.
 constexpr int64_t kSmallNormSlot = 0;
+constexpr int64_t kHealthSlot = 1;
+constexpr int64_t kStopSlot = 2;
+constexpr int64_t kExtraSlots = 3;
+
+torch::Device device_of(const SimpleNN& model) { return model->parameters().front().device(); }
 
 using Clock = std::chrono::steady_clock;
 double seconds_between(Clock::time_point a, Clock::time_point b) {
@@ -38,8 +50,8 @@ Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
   sync_.broadcast_parameters(0);
 }
 
-torch::Tensor Replica::step(const torch::Tensor& images, const torch::Tensor& labels, double lr,
-                            int micro_batches, NoiseSample* noise) {
+StepResult Replica::step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches,
+                         NoiseSample* noise, bool request_stop) {
   const auto start = time_steps_ ? Clock::now() : Clock::time_point{};
   GradientBuckets& buckets = sync_.buckets();
   sync_.zero_grad();
@@ -76,22 +88,77 @@ torch::Tensor Replica::step(const torch::Tensor& images, const torch::Tensor& la
     // Increments are g_j / v: the mean of |g_j|^2 over j is v * sum |increment|^2.
     if (noise) buckets.extras()[kSmallNormSlot].copy_(small_sum * double(micro_batches));
   }
+  torch::Tensor extras = buckets.extras();
+  extras[kHealthSlot].copy_(loss.detach() + buckets.sum());
+  if (request_stop) extras[kStopSlot].fill_(1.0);
   const auto backward_done = time_steps_ ? Clock::now() : Clock::time_point{};
   sync_.synchronize();
   const auto synced = time_steps_ ? Clock::now() : Clock::time_point{};
+
+  // A CPU tensor is read in place; a GPU one costs one small copy (and a synchronisation).
+  const torch::Tensor flags = extras.is_cpu() ? extras : extras.cpu();
+  const float* slot = flags.data_ptr<float>();
+  StepResult result;
+  result.loss = loss.detach();
+  result.nonfinite = !std::isfinite(slot[kHealthSlot]);
+  result.stop_requested = slot[kStopSlot] > 0.0f;
   if (noise) {
-    noise->small_squared_norm = buckets.extras()[kSmallNormSlot].clone();
+    noise->small_squared_norm = extras[kSmallNormSlot].clone();
     noise->big_squared_norm = buckets.squared_norm();
   }
-  for (auto& group : optimizer_.param_groups())
-    static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
-  optimizer_.step();
+  if (!result.nonfinite) {
+    for (auto& group : optimizer_.param_groups())
+      static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+    optimizer_.step();
+  }
   if (time_steps_) {
     const auto end = Clock::now();
     times_.compute_seconds += seconds_between(start, backward_done) + seconds_between(synced, end);
     times_.comm_seconds += seconds_between(backward_done, synced);
   }
-  return loss.detach();
+  return result;
+}
+
+std::map<std::string, std::string> Replica::save_state() const {
+  std::ostringstream model_bytes, optimizer_bytes;
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
+  model_->save(model_archive);
+  model_archive.save_to(model_bytes);
+  optimizer_.save(optimizer_archive);
+  optimizer_archive.save_to(optimizer_bytes);
+  return {{"model", model_bytes.str()}, {"optimizer", optimizer_bytes.str()}};
+}
+
+void Replica::load_state(const std::map<std::string, std::string>& blobs) {
+  for (const char* name : {"model", "optimizer"})
+    if (!blobs.count(name)) throw std::runtime_error(std::string("checkpoint lacks the ") + name + " state");
+  torch::NoGradGuard no_grad;
+  torch::serialize::InputArchive model_archive, optimizer_archive;
+  std::istringstream model_bytes(blobs.at("model")), optimizer_bytes(blobs.at("optimizer"));
+  model_archive.load_from(model_bytes, torch::kCPU);
+  SimpleNN loaded;
+  loaded->load(model_archive);
+  const auto source = loaded->parameters();
+  auto target = model_->parameters();
+  if (source.size() != target.size()) throw std::runtime_error("checkpoint model has a different parameter count");
+  for (size_t k = 0; k < target.size(); ++k) {
+    if (!source[k].sizes().equals(target[k].sizes()))
+      throw std::runtime_error("checkpoint model parameter " + std::to_string(k) + " has another shape");
+    target[k].copy_(source[k]);
+  }
+  optimizer_archive.load_from(optimizer_bytes, device_of(model_));
+  optimizer_.load(optimizer_archive);
+}
+
+std::string Replica::parameters_crc32() const {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (const auto& p : model_->parameters()) {
+    const torch::Tensor host = p.detach().cpu().contiguous();
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(host.data_ptr()), uInt(host.numel() * host.element_size()));
+  }
+  char text[16];
+  std::snprintf(text, sizeof(text), "%08lx", static_cast<unsigned long>(crc));
+  return text;
 }
 
 }  // namespace ddp

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <map>
+#include <string>
 
 #include "comm/Communicator.h"
 #include "config/Config.h"
@@ -25,6 +27,12 @@ struct StepTimes {
   double comm_seconds = 0;     // gradient all-reduce
 };
 
+struct StepResult {
+  torch::Tensor loss;           // this rank's mean loss (0-dim, on the device)
+  bool nonfinite = false;       // some rank's loss or gradient was NaN/Inf: the update was not applied
+  bool stop_requested = false;  // some rank asked to stop (after this step)
+};
+
 class Replica {
  public:
   // Builds SimpleNN from `config.train.seed` on `device`, then broadcasts rank 0's
@@ -35,12 +43,18 @@ class Replica {
   // one SGD step at `lr`. With `micro_batches` = v > 1 the batch holds v virtual ranks'
   // equal micro-batches, each back-propagated in turn with its loss scaled by 1/v, so
   // the accumulated gradient is their mean, as v real ranks' all-reduce would make it.
-  // Returns this rank's mean loss as a 0-dim tensor: reading it would synchronise a
-  // GPU, so callers accumulate it and read once per epoch. With `noise` set, also
-  // measures the gradient noise (the raw data-loss gradient, before weight decay and
-  // momentum); the local norm travels in the gradient all-reduce.
-  torch::Tensor step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches = 1,
-                     NoiseSample* noise = nullptr);
+  // With `noise` set, also measures the gradient noise (the raw data-loss gradient,
+  // before weight decay and momentum). Health and stop flags ride in the same
+  // all-reduce, so every rank learns of a NaN or a stop request on any rank at no cost,
+  // and no rank applies an update that another refuses.
+  StepResult step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches = 1,
+                  NoiseSample* noise = nullptr, bool request_stop = false);
+
+  // Model parameters and optimizer state (momentum buffers) as bytes, and back.
+  std::map<std::string, std::string> save_state() const;
+  void load_state(const std::map<std::string, std::string>& blobs);
+  // CRC-32 of all parameter bytes: equal only if the parameters are bitwise equal.
+  std::string parameters_crc32() const;
 
   SimpleNN& model() { return model_; }
   torch::optim::SGD& optimizer() { return optimizer_; }

@@ -1,0 +1,171 @@
+#include "checkpoint/Checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace ddp {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr char kMagic[8] = {'D', 'D', 'P', 'C', 'K', 'P', 'T', '1'};
+constexpr const char* kSuffix = ".ddpckpt";
+
+uint32_t crc32_of(const char* data, size_t size) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  // zlib's length is uInt: feed large buffers in pieces.
+  while (size > 0) {
+    const uInt chunk = uInt(std::min<size_t>(size, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(data), chunk);
+    data += chunk;
+    size -= chunk;
+  }
+  return uint32_t(crc);
+}
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(char(v >> (8 * i)));
+}
+uint64_t get_u64(const std::string& in, size_t at) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t(uint8_t(in[at + i])) << (8 * i);
+  return v;
+}
+
+void fsync_path(const fs::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+int64_t step_of(const fs::path& path) {
+  const std::string name = path.filename().string();  // ckpt-<step>.ddpckpt
+  try {
+    return std::stoll(name.substr(5, name.size() - 5 - std::strlen(kSuffix)));
+  } catch (...) {
+    return -1;
+  }
+}
+
+}  // namespace
+
+std::string encode_checkpoint(const TrainingCheckpoint& checkpoint) {
+  nlohmann::json meta = checkpoint.meta;
+  nlohmann::json table = nlohmann::json::array();
+  uint64_t offset = 0;
+  for (const auto& [name, bytes] : checkpoint.blobs) {
+    table.push_back({{"name", name}, {"offset", offset}, {"size", bytes.size()}});
+    offset += bytes.size();
+  }
+  meta["blobs"] = table;
+  const std::string meta_text = meta.dump();
+  std::string out(kMagic, sizeof(kMagic));
+  put_u64(out, meta_text.size());
+  out += meta_text;
+  for (const auto& entry : checkpoint.blobs) out += entry.second;
+  const uint32_t crc = crc32_of(out.data(), out.size());
+  for (int i = 0; i < 4; ++i) out.push_back(char(crc >> (8 * i)));
+  return out;
+}
+
+TrainingCheckpoint decode_checkpoint(const std::string& bytes, const std::string& source) {
+  auto fail = [&](const std::string& what) { throw CheckpointError(source + ": " + what); };
+  if (bytes.size() < sizeof(kMagic) + 8 + 4) fail("too short to be a checkpoint");
+  if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) fail("not a ddp-trainer checkpoint (bad magic)");
+  const size_t body = bytes.size() - 4;
+  uint32_t stored = 0;
+  for (int i = 0; i < 4; ++i) stored |= uint32_t(uint8_t(bytes[body + i])) << (8 * i);
+  if (crc32_of(bytes.data(), body) != stored) fail("checksum mismatch (truncated or corrupted)");
+  const uint64_t meta_size = get_u64(bytes, sizeof(kMagic));
+  const size_t meta_at = sizeof(kMagic) + 8;
+  if (meta_size > body - meta_at) fail("metadata length exceeds the file");
+  TrainingCheckpoint checkpoint;
+  try {
+    checkpoint.meta = nlohmann::json::parse(bytes.substr(meta_at, meta_size));
+  } catch (const nlohmann::json::exception& e) {
+    fail(std::string("unreadable metadata: ") + e.what());
+  }
+  const size_t blobs_at = meta_at + meta_size;
+  try {
+    for (const auto& entry : checkpoint.meta.at("blobs")) {
+      const uint64_t offset = entry.at("offset"), size = entry.at("size");
+      if (offset > body - blobs_at || size > body - blobs_at - offset) fail("blob outside the file");
+      checkpoint.blobs[entry.at("name").get<std::string>()] = bytes.substr(blobs_at + offset, size);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail(std::string("bad blob table: ") + e.what());
+  }
+  checkpoint.meta.erase("blobs");
+  return checkpoint;
+}
+
+void write_checkpoint(const fs::path& path, const TrainingCheckpoint& checkpoint) {
+  const std::string bytes = encode_checkpoint(checkpoint);
+  const fs::path temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error(temporary.string() + ": cannot write checkpoint");
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+    if (!out.flush()) throw std::runtime_error(temporary.string() + ": checkpoint write failed");
+  }
+  fsync_path(temporary, O_RDONLY);
+  fs::rename(temporary, path);
+  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), O_RDONLY | O_DIRECTORY);
+}
+
+TrainingCheckpoint read_checkpoint(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw CheckpointError(path.string() + ": cannot open");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return decode_checkpoint(bytes.str(), path.string());
+}
+
+CheckpointStore::CheckpointStore(fs::path dir, int keep) : dir_(std::move(dir)), keep_(std::max(1, keep)) {}
+
+std::vector<fs::path> CheckpointStore::list() const {
+  std::vector<fs::path> paths;
+  std::error_code error;
+  if (!fs::is_directory(dir_, error)) return paths;
+  for (const auto& entry : fs::directory_iterator(dir_, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("ckpt-", 0) == 0 && name.size() > std::strlen(kSuffix) &&
+        name.compare(name.size() - std::strlen(kSuffix), std::strlen(kSuffix), kSuffix) == 0 &&
+        step_of(entry.path()) >= 0)
+      paths.push_back(entry.path());
+  }
+  std::sort(paths.begin(), paths.end(), [](const fs::path& a, const fs::path& b) { return step_of(a) < step_of(b); });
+  return paths;
+}
+
+fs::path CheckpointStore::save(int64_t step, const TrainingCheckpoint& checkpoint) {
+  fs::create_directories(dir_);
+  char name[64];
+  std::snprintf(name, sizeof(name), "ckpt-%010lld%s", static_cast<long long>(step), kSuffix);
+  const fs::path path = dir_ / name;
+  write_checkpoint(path, checkpoint);
+  auto paths = list();
+  for (size_t i = 0; i + size_t(keep_) < paths.size(); ++i) fs::remove(paths[i]);
+  return path;
+}
+
+std::optional<std::pair<fs::path, TrainingCheckpoint>> CheckpointStore::newest_valid(
+    const std::function<void(const std::string&)>& warn) const {
+  auto paths = list();
+  for (auto it = paths.rbegin(); it != paths.rend(); ++it) {
+    try {
+      return std::make_pair(*it, read_checkpoint(*it));
+    } catch (const CheckpointError& e) {
+      warn(std::string("skipping corrupt checkpoint: ") + e.what());
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace ddp

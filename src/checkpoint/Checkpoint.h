@@ -1,0 +1,56 @@
+#pragma once
+// Training state on disk. One file per checkpoint:
+//   "DDPCKPT1" | u64 metadata length | metadata (JSON) | blobs | u32 CRC-32 of all before
+// The metadata says where each blob lies; the CRC makes a torn or corrupted file
+// detectable, so resume can skip it for an older one. Files are written to a temporary
+// name, fsynced and renamed, so a crash mid-write never leaves a half file under the
+// real name.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ddp {
+
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TrainingCheckpoint {
+  nlohmann::json meta;                        // step, epoch, world size, config, ...
+  std::map<std::string, std::string> blobs;   // name -> bytes (model, optimizer, RNG state)
+};
+
+// Serialise / parse one checkpoint; parse throws CheckpointError naming `source`.
+std::string encode_checkpoint(const TrainingCheckpoint& checkpoint);
+TrainingCheckpoint decode_checkpoint(const std::string& bytes, const std::string& source);
+
+// Atomic write (temporary file, fsync, rename, fsync of the directory).
+void write_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint& checkpoint);
+TrainingCheckpoint read_checkpoint(const std::filesystem::path& path);
+
+// A directory of checkpoints named ckpt-<step>.ddpckpt, keeping the newest `keep`.
+class CheckpointStore {
+ public:
+  CheckpointStore(std::filesystem::path dir, int keep);
+  // Writes the checkpoint for `step` and removes the oldest beyond `keep`. Returns its path.
+  std::filesystem::path save(int64_t step, const TrainingCheckpoint& checkpoint);
+  // The newest checkpoint that reads back intact; each corrupt one is reported through
+  // `warn` and skipped.
+  std::optional<std::pair<std::filesystem::path, TrainingCheckpoint>> newest_valid(
+      const std::function<void(const std::string&)>& warn) const;
+  std::vector<std::filesystem::path> list() const;  // oldest first
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  int keep_;
+};
+
+}  // namespace ddp

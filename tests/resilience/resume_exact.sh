@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# A run stopped after any step and resumed with the same world size ends with parameters
+# bitwise equal to an uninterrupted run (CRC-32 of every parameter byte). Resuming with
+# another world size works when the global batch is kept (virtual ranks) and is refused
+# otherwise; a changed experiment is refused; a corrupt newest checkpoint is skipped.
+source "$(dirname "$0")/lib.sh"
+# Momentum and weight decay carry optimizer state; warmup makes the lr depend on the step.
+setup=(train.epochs=3 optim.momentum=0.9 optim.weight_decay=1e-4 lr.rule=linear lr.warmup_epochs=1
+       checkpoint.every_steps=50 checkpoint.keep=5)
+
+train 2 "${setup[@]}" output.dir="$work/full"
+check "uninterrupted run" [ "$rc" -eq 0 ]
+reference=$(crc_of "$work/full")
+
+# 62 steps per epoch: stop mid-epoch, on an epoch boundary, right after a checkpoint, at step 1.
+for stop in 1 37 62 100 150; do
+  train 2 "${setup[@]}" output.dir="$work/stop$stop" train.stop_after_steps=$stop
+  check "stop after step $stop exits 75 with a checkpoint" [ "$rc" -eq 75 -a -f "$work/stop$stop/checkpoints/ckpt-$(printf %010d $stop).ddpckpt" ]
+  train 2 "${setup[@]}" output.dir="$work/stop$stop" --resume
+  check "resume after step $stop completes" [ "$rc" -eq 0 ]
+  check "resume after step $stop is bitwise equal ($(crc_of "$work/stop$stop") vs $reference)" \
+    [ "$(crc_of "$work/stop$stop")" = "$reference" ]
+  lines=$(wc -l <"$work/stop$stop/metrics.jsonl")
+  check "metrics after resume at $stop hold each epoch once ($lines lines)" [ "$lines" -eq 3 ]
+done
+
+# Two stops in one run: resume, stop again, resume.
+train 2 "${setup[@]}" output.dir="$work/twice" train.stop_after_steps=40
+train 2 "${setup[@]}" output.dir="$work/twice" train.stop_after_steps=130 --resume
+check "second stop exits 75" [ "$rc" -eq 75 ]
+train 2 "${setup[@]}" output.dir="$work/twice" --resume
+check "stopped twice, still bitwise equal" [ "$(crc_of "$work/twice")" = "$reference" ]
+
+# The newest checkpoint torn: resume warns, takes the previous one, and is still exact.
+train 2 "${setup[@]}" output.dir="$work/torn" train.stop_after_steps=120
+newest="$work/torn/checkpoints/ckpt-0000000120.ddpckpt"
+truncate -s -100 "$newest"
+train 2 "${setup[@]}" output.dir="$work/torn" --resume
+check "a corrupt checkpoint is skipped with a warning" output_has "skipping corrupt checkpoint: .*ckpt-0000000120"
+check "resume falls back to step 100" output_has "resuming from .*ckpt-0000000100"
+check "and is still bitwise equal" [ "$rc" -eq 0 -a "$(crc_of "$work/torn")" = "$reference" ]
+
+# Another world size: allowed when the global batch is kept through virtual ranks.
+train 2 "${setup[@]}" output.dir="$work/virtual" train.stop_after_steps=77
+train 1 "${setup[@]}" output.dir="$work/virtual" --resume train.virtual_ranks=2
+check "2 ranks resumed as 1 rank x 2 virtual completes" [ "$rc" -eq 0 ]
+check "the resumed run reports 1 x 2 virtual" python3 -c "
+import json, sys; s = json.load(open('$work/virtual/summary.json'))
+sys.exit(not (s['world_size'] == 1 and s['virtual_ranks'] == 2 and s['global_batch'] == 128))"
+train 1 "${setup[@]}" output.dir="$work/virtual2" train.stop_after_steps=1 train.virtual_ranks=1
+train 2 "${setup[@]}" output.dir="$work/stop37" --resume train.epochs=4
+check "more epochs on resume are allowed" [ "$rc" -eq 0 ]
+
+# Refused: another global batch, or another experiment.
+train 2 "${setup[@]}" output.dir="$work/refuse" train.stop_after_steps=77
+train 1 "${setup[@]}" output.dir="$work/refuse" --resume
+check "1 rank resuming a 2-rank run is refused with exit 2" [ "$rc" -eq 2 ]
+check "... and says why and what to do" output_has "silently change the experiment.*train.virtual_ranks=2"
+train 2 "${setup[@]}" output.dir="$work/refuse" --resume optim.base_lr=0.1
+check "a changed learning rate is refused naming the key" [ "$rc" -eq 2 ]
+check "... naming optim.base_lr" output_has "key 'optim.base_lr' was 0.01 when the checkpoint was written and is 0.1"
+finish
