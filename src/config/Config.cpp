@@ -245,7 +245,11 @@ void apply(Config& config, const std::string& key, const YAML::Node& value, cons
 // Walks nested mappings, applying each leaf as its dotted key.
 void apply_tree(Config& config, const YAML::Node& node, const std::string& prefix, const std::string& source) {
   for (const auto& entry : node) {
-    const std::string name = entry.first.as<std::string>();
+    // YAML allows a list or mapping as a key ("? [a, b]: 1"); a config key is a plain name.
+    if (!entry.first.IsScalar())
+      throw InputError(location(source, entry.first) + ": a key must be a plain name" +
+                       (prefix.empty() ? std::string() : " (under '" + prefix + "')"));
+    const std::string name = entry.first.Scalar();
     const std::string key = prefix.empty() ? name : prefix + "." + name;
     if (entry.second.IsMap()) {
       apply_tree(config, entry.second, key, source);

@@ -97,6 +97,12 @@ TEST(Config, SyntaxErrorsAndBadOverridesNameTheirSource) {
   EXPECT_NE(error_of("", {"train.epochs=x"}).find("override 'train.epochs=x'"), std::string::npos);
 }
 
+TEST(Config, NonScalarKeysAreRefused) {
+  // Found by fuzz_config: a YAML mapping or list used as a key.
+  EXPECT_NE(error_of("? [a, b]\n: 1\n").find("a key must be a plain name"), std::string::npos);
+  EXPECT_NE(error_of("train:\n  ? {x: 1}\n  : 2\n").find("under 'train'"), std::string::npos);
+}
+
 TEST(Config, MissingFileIsAnInputError) {
   try {
     load_config("/nonexistent/cfg.yaml", {});

@@ -43,6 +43,7 @@ seeds: [1]
 rules:
   - {name: broken, overrides: [lr.rule=cubic]}
   - {name: fine, overrides: [lr.rule=none]}
+  - {name: exploding, overrides: [optim.base_lr=1e6, lr.base_batch=1, optim.momentum=0.9]}
 YAML
 set +e
 launch/study "$out/bad.yaml" --out "$out/bad" --binary "$DDP_TRAIN" >"$out/bad.log" 2>&1
@@ -52,3 +53,6 @@ grep -q "FAILED (exit 2)" "$out/bad.log" || { cat "$out/bad.log"; echo "FAIL: th
 [ "$status" -eq 1 ] || { echo "FAIL: study exit $status with a failed run, expected 1"; exit 1; }
 grep -q "^fine,32,1,1,1,ok" "$out/bad/runs.csv" || { echo "FAIL: the study did not continue after a failed run"; exit 1; }
 echo "ok: a failed run is reported and the study continues"
+grep -q "^exploding,32,1,1,1,diverged" "$out/bad/runs.csv" || { echo "FAIL: a diverging run is not recorded as diverged"; exit 1; }
+grep -q "diverged (1)" "$out/bad/report.md" || { echo "FAIL: the report does not show the divergence"; exit 1; }
+echo "ok: a diverging run is a result (diverged), not a failure"
