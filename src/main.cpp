@@ -101,7 +101,7 @@ void prepare_run_directory(const ddp::Config& config, bool overwrite, std::optio
                            std::string& resume_source) {
   namespace fs = std::filesystem;
   const bool resume = config.checkpoint.resume == ddp::ResumePolicy::Auto;
-  if (resume && config.output.dir.empty() && config.checkpoint.dir.empty())
+  if (resume && config.output.dir.empty())
     throw ddp::InputError("--resume (checkpoint.resume=auto) needs output.dir: the run directory to continue");
   auto checkpoint_dir = [&](const fs::path& run) {
     return config.checkpoint.dir.empty() ? run / "checkpoints" : fs::path(config.checkpoint.dir);
@@ -113,12 +113,22 @@ void prepare_run_directory(const ddp::Config& config, bool overwrite, std::optio
       resume_bytes = ddp::encode_checkpoint(found->second);
       resume_source = found->first.string();
       run_dir.emplace(ddp::RunDirectory::reopen(config.output.dir, found->second.meta.at("epoch").get<int64_t>()));
+      // Checkpoints past the one resumed from (corrupt, or from a later stop) belong to a
+      // future this run will rewrite; left in place they would shadow its own.
+      store.remove_after(found->second.meta.at("step").get<int64_t>());
       fmt::print(stderr, "ddp-train: resuming from {}\n", resume_source);
     } else {
+      // --resume asks to continue this directory: with nothing to continue from, it
+      // starts over in it.
       fmt::print(stderr, "ddp-train: no valid checkpoint in {}; starting from step 0\n", store.dir().string());
+      overwrite = true;
     }
   }
-  if (!run_dir) run_dir.emplace(ddp::RunDirectory::create(config.output.dir, overwrite));
+  if (!run_dir) {
+    run_dir.emplace(ddp::RunDirectory::create(config.output.dir, overwrite));
+    // A fresh run: checkpoints of an earlier run here must not be mistaken for its own.
+    ddp::CheckpointStore(checkpoint_dir(run_dir->path()), int(config.checkpoint.keep)).remove_after(-1);
+  }
   run_dir->write_text("config.yaml", ddp::dump_config(config));
   if (config.checkpoint.every_steps > 0 || config.checkpoint.every_epochs > 0)
     checkpoints.emplace(checkpoint_dir(run_dir->path()), int(config.checkpoint.keep));
@@ -151,7 +161,10 @@ int main(int argc, char** argv) {
 
   ddp::MpiRuntime mpi(&argc, &argv);
   ddp::install_stop_signal_handlers();
-  std::unique_ptr<ddp::Communicator> comm;
+  // Set-up talks over MPI whatever the training backend: ranks must agree on every
+  // failure before any of them enters a collective the others would never join.
+  const std::unique_ptr<ddp::Communicator> control = ddp::make_mpi_world_communicator();
+  std::unique_ptr<ddp::Communicator> comm;  // the training communicator
   std::optional<ddp::RunDirectory> run_dir;
   std::optional<ddp::CheckpointStore> checkpoints;
   std::string resume_bytes, resume_source;
@@ -165,49 +178,45 @@ int main(int argc, char** argv) {
     config = ddp::load_config(config_path, overrides);
     ddp::set_compute_threads(int(config.runtime.threads));
     device = ddp::resolve_device(config.device);
+    dataset = ddp::load_dataset(config.data.name, config.data.dir, config.data.normalize);
+    if (control->rank() == 0) prepare_run_directory(config, overwrite, run_dir, checkpoints, resume_bytes, resume_source);
   } catch (...) {
     setup_error = std::current_exception();
   }
-  try {
-    // The communicator is needed to agree on anything, so it is made even after a config
-    // error, on the device the config would have used (MPI when unknown).
-    comm = ddp::make_communicator(setup_error ? ddp::Backend::Mpi : config.comm.backend,
-                                  setup_error ? torch::Device(torch::kCPU) : device, config.comm.timeout_s);
-  } catch (...) {
-    if (!setup_error) setup_error = std::current_exception();
-    comm = ddp::make_mpi_world_communicator();
-  }
-  if (!setup_error) {
-    try {
-      dataset = ddp::load_dataset(config.data.name, config.data.dir, config.data.normalize);
-      if (comm->rank() == 0) prepare_run_directory(config, overwrite, run_dir, checkpoints, resume_bytes, resume_source);
-    } catch (...) {
-      setup_error = std::current_exception();
-    }
-  }
-  if (const int code = agree_on_failure(*comm, setup_error); code != ddp::kExitOk) return code;
+  if (const int code = agree_on_failure(*control, setup_error); code != ddp::kExitOk) return code;
 
-  // Every rank checks the checkpoint to resume from and that all run the same experiment.
+  // Every rank checks the checkpoint to resume from and that all run the same experiment
+  // on the same kind of device.
   std::optional<ddp::TrainingCheckpoint> resume_from;
   try {
-    const std::vector<std::string> from_rank0 = comm->allgather(comm->rank() == 0 ? resume_bytes : std::string());
-    const std::string source = comm->allgather(comm->rank() == 0 ? resume_source : std::string())[0];
+    const std::vector<std::string> from_rank0 = control->allgather(control->rank() == 0 ? resume_bytes : std::string());
+    const std::string source = control->allgather(control->rank() == 0 ? resume_source : std::string())[0];
     if (!from_rank0[0].empty()) {
       resume_from = ddp::decode_checkpoint(from_rank0[0], source);
-      ddp::check_resume_compatible(*resume_from, config, comm->size(), source);
+      ddp::check_resume_compatible(*resume_from, config, control->size(), dataset.train.size(), source);
     }
     ddp::Fingerprint fingerprint;
     for (const auto& [key, value] : ddp::config_entries(config))
       if (key != "output.dir" && key != "checkpoint.dir") fingerprint.emplace_back("config key '" + key + "'", value);
     fingerprint.emplace_back("binary version", std::string(ddp::kVersion) + " built " + __DATE__ " " __TIME__);
+    fingerprint.emplace_back("training device type", device.is_cuda() ? "cuda" : "cpu");
     fingerprint.emplace_back("training set size", std::to_string(dataset.train.size()));
     fingerprint.emplace_back("test set size", std::to_string(dataset.test.size()));
     fingerprint.emplace_back("model parameter count", std::to_string(ddp::parameter_count(*ddp::SimpleNN())));
-    ddp::check_consistency(*comm, fingerprint);
+    ddp::check_consistency(*control, fingerprint);
   } catch (...) {
     setup_error = std::current_exception();
   }
-  if (const int code = agree_on_failure(*comm, setup_error); code != ddp::kExitOk) return code;
+  if (const int code = agree_on_failure(*control, setup_error); code != ddp::kExitOk) return code;
+
+  // Only now, with every rank agreed on the device, may a backend with collective
+  // set-up of its own (NCCL) start.
+  try {
+    comm = ddp::make_communicator(config.comm.backend, device, config.comm.timeout_s);
+  } catch (...) {
+    setup_error = std::current_exception();
+  }
+  if (const int code = agree_on_failure(*control, setup_error); code != ddp::kExitOk) return code;
 
   try {
     if (comm->rank() == 0 && config.output.progress)

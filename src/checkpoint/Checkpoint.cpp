@@ -144,6 +144,11 @@ std::vector<fs::path> CheckpointStore::list() const {
   return paths;
 }
 
+void CheckpointStore::remove_after(int64_t step) const {
+  for (const auto& path : list())
+    if (step_of(path) > step) fs::remove(path);
+}
+
 fs::path CheckpointStore::save(int64_t step, const TrainingCheckpoint& checkpoint) {
   fs::create_directories(dir_);
   char name[64];

@@ -46,6 +46,8 @@ class CheckpointStore {
   std::optional<std::pair<std::filesystem::path, TrainingCheckpoint>> newest_valid(
       const std::function<void(const std::string&)>& warn) const;
   std::vector<std::filesystem::path> list() const;  // oldest first
+  // Deletes every checkpoint of a step after `step` (-1: all of them).
+  void remove_after(int64_t step) const;
   const std::filesystem::path& dir() const { return dir_; }
 
  private:

@@ -16,7 +16,8 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
-    // FUNNELED: only the main thread calls MPI; the NCCL watchdog thread never does.
+    // FUNNELED: only the main thread calls MPI; the NCCL watchdog thread never does
+    // (it ends a hung job with ncclCommAbort and _Exit).
     int provided = 0;
     MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
   }

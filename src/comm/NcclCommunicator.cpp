@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "comm/MpiRuntime.h"
 
 #define DDP_CUDA_CHECK(call)                                                                             \
   do {                                                                                                   \
@@ -17,6 +16,16 @@
   do {                                                                                                   \
     const ncclResult_t ddp_nccl_rc = (call);                                                             \
     if (ddp_nccl_rc != ncclSuccess)                                                                      \
+      throw std::runtime_error("rank " + std::to_string(rank()) + ": " #call " failed at " + __FILE__ + \
+                               ":" + std::to_string(__LINE__) + ": " + ncclGetErrorString(ddp_nccl_rc)); \
+  } while (0)
+
+// A communicator made non-blocking answers ncclInProgress while an operation is still
+// being enqueued; errors after that surface through ncclCommGetAsyncError (the watchdog).
+#define DDP_NCCL_ENQUEUE(call)                                                                           \
+  do {                                                                                                   \
+    const ncclResult_t ddp_nccl_rc = (call);                                                             \
+    if (ddp_nccl_rc != ncclSuccess && ddp_nccl_rc != ncclInProgress)                                     \
       throw std::runtime_error("rank " + std::to_string(rank()) + ": " #call " failed at " + __FILE__ + \
                                ":" + std::to_string(__LINE__) + ": " + ncclGetErrorString(ddp_nccl_rc)); \
   } while (0)
@@ -56,17 +65,45 @@ void require_cuda_contiguous(const torch::Tensor& t, const char* what) {
 
 NcclCommunicator::NcclCommunicator(std::unique_ptr<MpiCommunicator> bootstrap, double timeout_s)
     : bootstrap_(std::move(bootstrap)), timeout_(timeout_s) {
-  int devices = 0;
-  DDP_CUDA_CHECK(cudaGetDeviceCount(&devices));
-  if (devices == 0) throw std::runtime_error("rank " + std::to_string(rank()) + ": NCCL backend but no CUDA device");
-  // One rank per GPU: the node-local rank picks it.
-  cuda_device_ = local_rank() % devices;
-  DDP_CUDA_CHECK(cudaSetDevice(cuda_device_));
-
-  ncclUniqueId id;
-  if (rank() == 0) DDP_NCCL_CHECK(ncclGetUniqueId(&id));
+  // Device selection and the unique id can fail on some ranks only; agree before the
+  // broadcast, or the others would wait in it for good.
+  ncclUniqueId id{};
+  std::string local_error;
+  try {
+    int devices = 0;
+    DDP_CUDA_CHECK(cudaGetDeviceCount(&devices));
+    if (devices == 0) throw std::runtime_error("rank " + std::to_string(rank()) + ": NCCL backend but no CUDA device");
+    // One rank per GPU: the node-local rank picks it.
+    cuda_device_ = local_rank() % devices;
+    DDP_CUDA_CHECK(cudaSetDevice(cuda_device_));
+    if (rank() == 0) DDP_NCCL_CHECK(ncclGetUniqueId(&id));
+  } catch (const std::exception& e) {
+    local_error = e.what();
+  }
+  if (bootstrap_->any(!local_error.empty()))
+    throw std::runtime_error(local_error.empty() ? "another rank failed to set up NCCL" : local_error);
   bootstrap_->broadcast_bytes(&id, sizeof(id), 0);
-  DDP_NCCL_CHECK(ncclCommInitRank(&comm_, size(), id, rank()));
+
+  // Non-blocking initialisation, polled against the timeout: a rank that never joins
+  // must not leave the others inside ncclCommInitRank for good.
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  ncclResult_t state = ncclCommInitRankConfig(&comm_, size(), id, rank(), &config);
+  const auto start = std::chrono::steady_clock::now();
+  while (state == ncclInProgress) {
+    if (std::chrono::steady_clock::now() - start > timeout_) {
+      ncclCommAbort(comm_);
+      throw std::runtime_error("rank " + std::to_string(rank()) + ": ncclCommInitRank did not finish within " +
+                               std::to_string(timeout_.count()) + " s (comm.timeout_s)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ncclCommGetAsyncError(comm_, &state);
+  }
+  if (state != ncclSuccess) {
+    if (comm_) ncclCommAbort(comm_);
+    throw std::runtime_error("rank " + std::to_string(rank()) + ": ncclCommInitRank failed: " +
+                             ncclGetErrorString(state));
+  }
   watchdog_ = std::thread([this] { watchdog(); });
 }
 
@@ -93,8 +130,10 @@ void NcclCommunicator::fail(const std::string& why) {
   std::fprintf(stderr, "ddp-train: rank %d: %s; aborting the NCCL communicator and the job\n", rank(), why.c_str());
   std::fflush(stderr);
   ncclCommAbort(comm_);
-  // The other ranks are stuck in the same collective: only ending the job frees them.
-  MpiRuntime::abort_job(1);
+  // The other ranks are stuck in the same collective: only ending the job frees them. This
+  // runs on the watchdog thread, which must not call MPI (FUNNELED); a rank that exits
+  // without MPI_Finalize makes mpirun and srun (--kill-on-bad-exit) end every other rank.
+  std::_Exit(1);
 }
 
 void NcclCommunicator::watchdog() {
@@ -123,12 +162,12 @@ void NcclCommunicator::watchdog() {
 }
 
 void NcclCommunicator::allreduce(void* data, size_t count, ncclDataType_t type, ReduceOp op) {
-  DDP_NCCL_CHECK(ncclAllReduce(data, data, count, type, nccl_op(op), comm_, stream_));
+  DDP_NCCL_ENQUEUE(ncclAllReduce(data, data, count, type, nccl_op(op), comm_, stream_));
   track("ncclAllReduce");
 }
 
 void NcclCommunicator::broadcast(void* data, size_t count, ncclDataType_t type, int root) {
-  DDP_NCCL_CHECK(ncclBroadcast(data, data, count, type, root, comm_, stream_));
+  DDP_NCCL_ENQUEUE(ncclBroadcast(data, data, count, type, root, comm_, stream_));
   track("ncclBroadcast");
 }
 

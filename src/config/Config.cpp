@@ -82,6 +82,13 @@ Field text(std::string key, std::string help, Ref<std::string> ref) {
 }
 
 template <class E>
+std::string name_of(const std::vector<std::pair<std::string, E>>& options, E value) {
+  for (const auto& [name, e] : options)
+    if (e == value) return name;
+  return "?";
+}
+
+template <class E>
 Field choice(std::string key, std::string help, Ref<E> ref, std::vector<std::pair<std::string, E>> options) {
   auto parse = [ref, options](Config& c, const YAML::Node& node) {
     const std::string value = scalar_text(node);
@@ -95,11 +102,7 @@ Field choice(std::string key, std::string help, Ref<E> ref, std::vector<std::pai
     for (const auto& option : options) names += (names.empty() ? "" : " | ") + option.first;
     throw std::string("expected one of " + names + ", got '" + value + "'");
   };
-  auto show = [ref, options](const Config& c) {
-    for (const auto& [name, e] : options)
-      if (e == ref(const_cast<Config&>(c))) return name;
-    return std::string("?");
-  };
+  auto show = [ref, options](const Config& c) { return name_of(options, ref(const_cast<Config&>(c))); };
   help += " (";
   for (size_t i = 0; i < options.size(); ++i) help += (i ? " | " : "") + options[i].first;
   help += ")";
@@ -265,6 +268,8 @@ void validate(Config& config, const std::string& source) {
   if (config.lr.decay == LrDecay::Cosine && config.lr.min_lr > config.optim.base_lr &&
       config.lr.rule == ScalingRule::None)
     throw InputError(source + ": key 'lr.min_lr' exceeds optim.base_lr");
+  if (config.optim.nesterov && config.optim.momentum <= 0.0)
+    throw InputError(source + ": key 'optim.nesterov' needs optim.momentum > 0");
   if (config.device == Device::Cpu && config.comm.backend == Backend::Nccl)
     throw InputError(source + ": key 'comm.backend' is nccl but device is cpu; NCCL needs CUDA tensors");
   if (config.data.dir.empty()) config.data.dir = "data/" + config.data.name;
@@ -352,25 +357,9 @@ std::string describe_config_keys() {
   return text;
 }
 
-std::string to_string(ScalingRule rule) {
-  for (const auto& [name, e] : kRules)
-    if (e == rule) return name;
-  return "?";
-}
-std::string to_string(LrDecay decay) {
-  for (const auto& [name, e] : kDecays)
-    if (e == decay) return name;
-  return "?";
-}
-std::string to_string(Device device) {
-  for (const auto& [name, e] : kDevices)
-    if (e == device) return name;
-  return "?";
-}
-std::string to_string(Backend backend) {
-  for (const auto& [name, e] : kBackends)
-    if (e == backend) return name;
-  return "?";
-}
+std::string to_string(ScalingRule rule) { return name_of(kRules, rule); }
+std::string to_string(LrDecay decay) { return name_of(kDecays, decay); }
+std::string to_string(Device device) { return name_of(kDevices, device); }
+std::string to_string(Backend backend) { return name_of(kBackends, backend); }
 
 }  // namespace ddp

@@ -16,12 +16,13 @@ DistributedSampler::DistributedSampler(int64_t dataset_size, int world_size, int
   const int64_t global_batch = this->global_batch();
   steps_per_epoch_ = remainder == Remainder::Drop ? dataset_size / global_batch
                                                   : (dataset_size + global_batch - 1) / global_batch;
-  if (steps_per_epoch_ == 0)
+  // Padding could make one epoch many copies of the data; a global batch must fit in it.
+  if (global_batch > dataset_size)
     throw InputError("train.local_batch: global batch " + std::to_string(global_batch) + " (" +
                      std::to_string(local_batch) + " x " + std::to_string(world_size) + " ranks" +
                      (virtual_ranks > 1 ? " x " + std::to_string(virtual_ranks) + " virtual" : std::string()) +
                      ") exceeds the training set of " + std::to_string(dataset_size) +
-                     " samples; use a smaller batch or train.remainder=pad");
+                     " samples; use a smaller batch");
 }
 
 torch::Tensor DistributedSampler::indices(int64_t epoch) const {

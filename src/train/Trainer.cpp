@@ -59,7 +59,7 @@ void set_compute_threads(int threads) {
 }
 
 void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config& config, int world_size,
-                             const std::string& source) {
+                             int64_t train_samples, const std::string& source) {
   const auto& meta = checkpoint.meta;
   try {
     const int64_t was_world = meta.at("world_size"), was_virtual = meta.at("virtual_ranks");
@@ -75,6 +75,10 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
           was_world * was_virtual % world_size == 0 ? was_world * was_virtual / world_size : was_virtual,
           was_world * was_virtual % world_size == 0 ? world_size : was_world));
     }
+    // The sample order and the position in the epoch only mean the same thing on the same data.
+    if (meta.at("train_samples").get<int64_t>() != train_samples)
+      throw InputError(fmt::format("{}: written for a training set of {} samples; data.dir now holds {}", source,
+                                   meta.at("train_samples").get<int64_t>(), train_samples));
     const Config saved = parse_config(meta.at("config").get<std::string>(), source + " (saved config)");
     const auto before = config_entries(saved), now = config_entries(config);
     for (size_t i = 0; i < before.size(); ++i) {
@@ -179,7 +183,9 @@ TrainingResult Trainer::run() {
   };
 
   // Every rank calls this at the same step (decisions are agreed); rank 0 writes.
-  auto save_checkpoint = [&](int64_t epoch, int64_t step_in_epoch, const torch::Tensor& loss_sum, int64_t counted) {
+  // `epoch_seconds`: time spent so far in an unfinished epoch, not yet in train_seconds.
+  auto save_checkpoint = [&](int64_t epoch, int64_t step_in_epoch, const torch::Tensor& loss_sum, int64_t counted,
+                             double epoch_seconds, const StepTimes& epoch_times) {
     flush_noise();
     torch::Tensor partial = loss_sum.to(comm_.device());
     comm_.allreduce(partial, ReduceOp::Average);
@@ -193,6 +199,7 @@ TrainingResult Trainer::run() {
                        {"epoch", epoch},
                        {"step_in_epoch", step_in_epoch},
                        {"steps_per_epoch", steps},
+                       {"train_samples", train.size()},
                        {"world_size", world},
                        {"virtual_ranks", virtual_ranks},
                        {"local_batch", local_batch},
@@ -201,9 +208,9 @@ TrainingResult Trainer::run() {
                        {"epoch_loss_sum", epoch_loss_sum},
                        {"epoch_counted_steps", counted},
                        {"skipped_steps", skipped_steps},
-                       {"train_seconds", train_seconds},
-                       {"compute_seconds", compute_seconds},
-                       {"comm_seconds", comm_seconds},
+                       {"train_seconds", train_seconds + epoch_seconds},
+                       {"compute_seconds", compute_seconds + epoch_times.compute_seconds},
+                       {"comm_seconds", comm_seconds + epoch_times.comm_seconds},
                        {"final_test_accuracy", result.final_test_accuracy},
                        {"final_test_loss", result.final_test_loss},
                        {"final_train_loss", result.final_train_loss},
@@ -225,7 +232,8 @@ TrainingResult Trainer::run() {
     const bool resumed_epoch = epoch == start_epoch && resume_from_;
     torch::Tensor loss_sum = torch::full({}, resumed_epoch ? carried_loss : 0.0, device_options);
     int64_t counted = resumed_epoch ? carried_counted : 0;  // steps whose update was applied
-    double lr = schedule.at(step);
+    // The lr of the last step taken, for the metrics (a resumed epoch may have none left).
+    double lr = schedule.at(step > 0 ? step - 1 : 0);
     int64_t s = resumed_epoch ? start_in_epoch : 0;
     for (; s < steps; ++s) {
       if (stop_after > 0 && step >= stop_after) {
@@ -257,16 +265,20 @@ TrainingResult Trainer::run() {
         result.outcome = Outcome::Stopped;
         break;
       }
-      if (every_steps > 0 && step % every_steps == 0 && s + 1 < steps) save_checkpoint(epoch, s + 1, loss_sum, counted);
+      if (every_steps > 0 && step % every_steps == 0 && s + 1 < steps)
+        save_checkpoint(epoch, s + 1, loss_sum, counted, since(epoch_start), replica.times());
     }
     const double epoch_train_seconds = since(epoch_start);
+    if (result.outcome != Outcome::Completed) {
+      save_checkpoint(epoch, s, loss_sum, counted, epoch_train_seconds, replica.times());
+      train_seconds += epoch_train_seconds;
+      compute_seconds += replica.times().compute_seconds;
+      comm_seconds += replica.times().comm_seconds;
+      break;
+    }
     train_seconds += epoch_train_seconds;
     compute_seconds += replica.times().compute_seconds;
     comm_seconds += replica.times().comm_seconds;
-    if (result.outcome != Outcome::Completed) {
-      save_checkpoint(epoch, s, loss_sum, counted);
-      break;
-    }
 
     // One read of the loss per epoch: the only host synchronisation of the loop.
     torch::Tensor mean_loss = (loss_sum / double(std::max<int64_t>(counted, 1))).to(comm_.device());
@@ -302,8 +314,10 @@ TrainingResult Trainer::run() {
     progress.epoch_done({epoch, config_.train.epochs, lr, train_loss, eval.loss, eval.accuracy, throughput,
                          since(epoch_start)});
     const bool last = epoch + 1 == config_.train.epochs;
-    if (last || (every_epochs > 0 && (epoch + 1) % every_epochs == 0))
-      if (every_epochs > 0 || every_steps > 0) save_checkpoint(epoch + 1, 0, torch::zeros({}, device_options), 0);
+    const bool checkpointing = every_epochs > 0 || every_steps > 0;
+    if (checkpointing && (last || (every_epochs > 0 && (epoch + 1) % every_epochs == 0) ||
+                          (every_steps > 0 && step % every_steps == 0)))
+      save_checkpoint(epoch + 1, 0, torch::zeros({}, device_options), 0, 0.0, StepTimes{});
   }
   result.step = step;
   result.wall_seconds = since(wall_start);

@@ -54,9 +54,10 @@ class Trainer {
 
 // Throws InputError when `checkpoint` cannot continue this run: a different simulated
 // world (ranks x virtual ranks) or local batch would silently change the experiment, and
-// so would a different value of any key outside the few a resume may change.
+// so would a different training set size or a different value of any key outside the
+// few a resume may change.
 void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config& config, int world_size,
-                             const std::string& source);
+                             int64_t train_samples, const std::string& source);
 
 // device=auto resolves to CUDA when this LibTorch has it and a GPU is visible.
 torch::Device resolve_device(Device requested);

@@ -86,6 +86,7 @@ TEST(Config, OutOfRangeAndBadChoicesAreRefused) {
   EXPECT_NE(error_of("data: {name: cifar}\n").find("'data.name'"), std::string::npos);
   EXPECT_NE(error_of("lr: {decay: step}\n").find("lr.step_every_epochs"), std::string::npos);
   EXPECT_NE(error_of("device: cpu\ncomm: {backend: nccl}\n").find("comm.backend"), std::string::npos);
+  EXPECT_NE(error_of("optim: {nesterov: true}\n").find("'optim.nesterov' needs optim.momentum > 0"), std::string::npos);
 }
 
 TEST(Config, SyntaxErrorsAndBadOverridesNameTheirSource) {

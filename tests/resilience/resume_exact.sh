@@ -39,6 +39,16 @@ train 2 "${setup[@]}" output.dir="$work/torn" --resume
 check "a corrupt checkpoint is skipped with a warning" output_has "skipping corrupt checkpoint: .*ckpt-0000000120"
 check "resume falls back to step 100" output_has "resuming from .*ckpt-0000000100"
 check "and is still bitwise equal" [ "$rc" -eq 0 -a "$(crc_of "$work/torn")" = "$reference" ]
+check "the corrupt checkpoint past the resumed one is gone" [ ! -e "$newest" ]
+
+# --overwrite starts afresh: the old run's later checkpoints must not be resumed.
+train 2 "${setup[@]}" output.dir="$work/torn" train.stop_after_steps=30 --overwrite
+train 2 "${setup[@]}" output.dir="$work/torn" --resume
+check "after --overwrite, resume continues the new run (step 30)" output_has "resuming from .*ckpt-0000000030"
+
+# Step checkpoints also land on epoch ends (62 steps per epoch).
+train 2 "${setup[@]}" output.dir="$work/steps" checkpoint.every_steps=62 checkpoint.every_epochs=0 train.stop_after_steps=100
+check "every_steps=62 writes the checkpoint at the end of epoch 1" [ -f "$work/steps/checkpoints/ckpt-0000000062.ddpckpt" ]
 
 # Another world size: allowed when the global batch is kept through virtual ranks.
 train 2 "${setup[@]}" output.dir="$work/virtual" train.stop_after_steps=77
