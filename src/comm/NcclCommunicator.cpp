@@ -12,23 +12,18 @@
                                ":" + std::to_string(__LINE__) + ": " + cudaGetErrorString(ddp_cuda_rc)); \
   } while (0)
 
-#define DDP_NCCL_CHECK(call)                                                                             \
+// `also_ok`: a second acceptable result. A communicator made non-blocking answers
+// ncclInProgress while an operation is still being enqueued; errors after that surface
+// through ncclCommGetAsyncError (the watchdog).
+#define DDP_NCCL_RESULT_CHECK(call, also_ok)                                                             \
   do {                                                                                                   \
     const ncclResult_t ddp_nccl_rc = (call);                                                             \
-    if (ddp_nccl_rc != ncclSuccess)                                                                      \
+    if (ddp_nccl_rc != ncclSuccess && ddp_nccl_rc != (also_ok))                                          \
       throw std::runtime_error("rank " + std::to_string(rank()) + ": " #call " failed at " + __FILE__ + \
                                ":" + std::to_string(__LINE__) + ": " + ncclGetErrorString(ddp_nccl_rc)); \
   } while (0)
-
-// A communicator made non-blocking answers ncclInProgress while an operation is still
-// being enqueued; errors after that surface through ncclCommGetAsyncError (the watchdog).
-#define DDP_NCCL_ENQUEUE(call)                                                                           \
-  do {                                                                                                   \
-    const ncclResult_t ddp_nccl_rc = (call);                                                             \
-    if (ddp_nccl_rc != ncclSuccess && ddp_nccl_rc != ncclInProgress)                                     \
-      throw std::runtime_error("rank " + std::to_string(rank()) + ": " #call " failed at " + __FILE__ + \
-                               ":" + std::to_string(__LINE__) + ": " + ncclGetErrorString(ddp_nccl_rc)); \
-  } while (0)
+#define DDP_NCCL_CHECK(call) DDP_NCCL_RESULT_CHECK(call, ncclSuccess)
+#define DDP_NCCL_ENQUEUE(call) DDP_NCCL_RESULT_CHECK(call, ncclInProgress)
 
 namespace ddp {
 namespace {
