@@ -57,6 +57,11 @@ check "2 ranks resumed as 1 rank x 2 virtual completes" [ "$rc" -eq 0 ]
 check "the resumed run reports 1 x 2 virtual" python3 -c "
 import json, sys; s = json.load(open('$work/virtual/summary.json'))
 sys.exit(not (s['world_size'] == 1 and s['virtual_ranks'] == 2 and s['global_batch'] == 128))"
+# Same samples, same updates: only the order of floating-point sums differs.
+check "and ends where the 2-rank run ends (train loss within 1e-4)" python3 -c "
+import json, sys
+a = json.load(open('$work/virtual/summary.json')); b = json.load(open('$work/full/summary.json'))
+sys.exit(not abs(a['final_train_loss'] - b['final_train_loss']) < 1e-4)"
 train 1 "${setup[@]}" output.dir="$work/virtual2" train.stop_after_steps=1 train.virtual_ranks=1
 train 2 "${setup[@]}" output.dir="$work/stop37" --resume train.epochs=4
 check "more epochs on resume are allowed" [ "$rc" -eq 0 ]
