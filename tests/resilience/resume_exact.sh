@@ -74,4 +74,21 @@ check "... and says why and what to do" output_has "silently change the experime
 train 2 "${setup[@]}" output.dir="$work/refuse" --resume optim.base_lr=0.1
 check "a changed learning rate is refused naming the key" [ "$rc" -eq 2 ]
 check "... naming optim.base_lr" output_has "key 'optim.base_lr' was 0.01 when the checkpoint was written and is 0.1"
+
+# Another training set under the same config (data.dir may move): the positions would not mean the same.
+mkdir -p "$work/small"
+python3 - "$work/small" <<'PY'
+import gzip, struct, sys, os
+out = sys.argv[1]
+for kind, item in (("images-idx3", 784), ("labels-idx1", 1)):
+    for split in ("train", "t10k"):
+        raw = gzip.open(f"data/mnist/{split}-{kind}-ubyte.gz").read()
+        header = 16 if item == 784 else 8
+        if split == "train":
+            raw = raw[:4] + struct.pack(">I", 4000) + raw[8:header] + raw[header:header + 4000 * item]
+        open(os.path.join(out, f"{split}-{kind}-ubyte"), "wb").write(raw)
+PY
+train 2 "${setup[@]}" output.dir="$work/refuse" --resume data.dir="$work/small"
+check "a different training set is refused" [ "$rc" -eq 2 ]
+check "... saying both sizes" output_has "written for a training set of 8000 samples; data.dir now holds 4000"
 finish
