@@ -35,12 +35,6 @@ int MpiRuntime::world_rank() const {
   return rank;
 }
 
-int MpiRuntime::world_size() const {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
-
 void MpiRuntime::abort_job(int exit_code) {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
@@ -55,14 +49,6 @@ std::unique_ptr<Communicator> make_mpi_world_communicator() {
 
 std::unique_ptr<Communicator> make_mpi_self_communicator() {
   return std::make_unique<MpiCommunicator>(MPI_COMM_SELF);
-}
-
-bool nccl_available() {
-#ifdef DDP_HAVE_NCCL
-  return true;
-#else
-  return false;
-#endif
 }
 
 std::unique_ptr<Communicator> make_communicator(Backend backend, torch::Device device, double timeout_s) {

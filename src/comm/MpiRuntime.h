@@ -16,7 +16,6 @@ class MpiRuntime {
   MpiRuntime& operator=(const MpiRuntime&) = delete;
 
   int world_rank() const;
-  int world_size() const;
   // Ends every rank of the job: for a failure that the other ranks cannot see.
   [[noreturn]] static void abort_job(int exit_code);
 };
@@ -27,7 +26,5 @@ std::unique_ptr<Communicator> make_mpi_world_communicator();
 std::unique_ptr<Communicator> make_mpi_self_communicator();
 // The backend the config asks for on `device` (auto: NCCL for CUDA, MPI for CPU).
 std::unique_ptr<Communicator> make_communicator(Backend backend, torch::Device device, double timeout_s);
-
-bool nccl_available();
 
 }  // namespace ddp

@@ -358,8 +358,5 @@ std::string describe_config_keys() {
 }
 
 std::string to_string(ScalingRule rule) { return name_of(kRules, rule); }
-std::string to_string(LrDecay decay) { return name_of(kDecays, decay); }
-std::string to_string(Device device) { return name_of(kDevices, device); }
-std::string to_string(Backend backend) { return name_of(kBackends, backend); }
 
 }  // namespace ddp

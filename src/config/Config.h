@@ -120,8 +120,5 @@ std::vector<std::pair<std::string, std::string>> config_entries(const Config& co
 std::string describe_config_keys();
 
 std::string to_string(ScalingRule rule);
-std::string to_string(LrDecay decay);
-std::string to_string(Device device);
-std::string to_string(Backend backend);
 
 }  // namespace ddp

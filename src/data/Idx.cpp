@@ -45,14 +45,4 @@ void write_idx_images(const std::string& path, const torch::Tensor& images_uint8
   out.write(reinterpret_cast<const char*>(images.data_ptr<uint8_t>()), images.numel());
 }
 
-void write_idx_labels(const std::string& path, const torch::Tensor& labels_uint8) {
-  auto labels = labels_uint8.contiguous();
-  TORCH_CHECK(labels.dim() == 1 && labels.scalar_type() == torch::kUInt8, "write_idx_labels: need uint8 [N]");
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw std::runtime_error(path + ": cannot write");
-  put_big_endian_u32(out, 0x00000801);
-  put_big_endian_u32(out, uint32_t(labels.size(0)));
-  out.write(reinterpret_cast<const char*>(labels.data_ptr<uint8_t>()), labels.numel());
-}
-
 }  // namespace ddp

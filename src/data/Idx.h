@@ -15,8 +15,7 @@ torch::Tensor read_idx_images(const std::string& path);
 // uint8 tensor [count]; requires magic 0x00000801 and every label < num_classes.
 torch::Tensor read_idx_labels(const std::string& path, int num_classes = 10);
 
-// Writers for tests.
+// The inverse of read_idx_images, for tests.
 void write_idx_images(const std::string& path, const torch::Tensor& images_uint8);
-void write_idx_labels(const std::string& path, const torch::Tensor& labels_uint8);
 
 }  // namespace ddp

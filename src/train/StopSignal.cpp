@@ -22,6 +22,5 @@ void install_stop_signal_handlers() {
 
 bool stop_signal_received() { return g_signal != 0; }
 int stop_signal_number() { return int(g_signal); }
-void request_stop_for_testing() { g_signal = SIGUSR1; }
 
 }  // namespace ddp

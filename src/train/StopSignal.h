@@ -7,7 +7,5 @@ namespace ddp {
 void install_stop_signal_handlers();
 bool stop_signal_received();
 int stop_signal_number();  // the signal that asked, 0 if none
-// For tests: behave as if a stop signal had arrived.
-void request_stop_for_testing();
 
 }  // namespace ddp

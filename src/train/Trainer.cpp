@@ -177,8 +177,8 @@ TrainingResult Trainer::run() {
       small.push_back(sample.small_squared_norm), big.push_back(sample.big_squared_norm);
     const torch::Tensor small_cpu = torch::stack(small).to(torch::kCPU, torch::kFloat64);
     const torch::Tensor big_cpu = torch::stack(big).to(torch::kCPU, torch::kFloat64);
-    for (int64_t i = 0; i < small_cpu.size(0); ++i)
-      noise_scale->add(small_cpu[i].item<double>(), big_cpu[i].item<double>());
+    const auto small_at = small_cpu.accessor<double, 1>(), big_at = big_cpu.accessor<double, 1>();
+    for (int64_t i = 0; i < small_cpu.size(0); ++i) noise_scale->add(small_at[i], big_at[i]);
     noise_samples.clear();
   };
 
