@@ -243,10 +243,15 @@ int main(int argc, char** argv) {
       case ddp::Outcome::NonFinite:
         if (comm->rank() == 0)
           fmt::print(stderr,
-                     "ddp-train: error: non-finite loss or gradient at step {} on some rank; the last good state is "
-                     "in {}; lower optim.base_lr or set train.on_nonfinite=skip\n",
-                     result.step, result.checkpoint.empty() ? std::string("no checkpoint (checkpoints are off)")
-                                                            : result.checkpoint);
+                     "ddp-train: error: non-finite loss or gradient {} on some rank; the last good state (step {}) "
+                     "is in {}; lower optim.base_lr or set train.on_nonfinite=skip\n",
+                     result.check_every > 1
+                         ? fmt::format("in steps {}..{} (flags are read every {} steps: train.check_every)",
+                                       result.step, result.nonfinite_step, result.check_every)
+                         : fmt::format("at step {}", result.nonfinite_step),
+                     result.step,
+                     result.checkpoint.empty() ? std::string("no checkpoint (checkpoints are off)")
+                                               : result.checkpoint);
         return ddp::kExitFailure;
     }
   } catch (const std::exception& e) {

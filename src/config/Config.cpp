@@ -147,6 +147,9 @@ const std::vector<Field>& schema() {
       number<int64_t>("train.stop_after_steps", "stop resumably after this many steps in total (0: no limit)",
                       [](Config& c) -> int64_t& { return c.train.stop_after_steps; }, 0,
                       std::numeric_limits<int64_t>::max()),
+      number<int64_t>("train.check_every",
+                      "read the ranks' agreed NaN/stop flags every N steps (0: auto, 1 on CPU, 50 on CUDA)",
+                      [](Config& c) -> int64_t& { return c.train.check_every; }, 0, kMaxInt),
       number<double>("optim.base_lr", "learning rate at lr.base_batch",
                      [](Config& c) -> double& { return c.optim.base_lr; }, 0.0, 1e6),
       number<double>("optim.momentum", "SGD momentum (PyTorch form)",
@@ -272,6 +275,9 @@ void validate(Config& config, const std::string& source) {
     throw InputError(source + ": key 'optim.nesterov' needs optim.momentum > 0");
   if (config.device == Device::Cpu && config.comm.backend == Backend::Nccl)
     throw InputError(source + ": key 'comm.backend' is nccl but device is cpu; NCCL needs CUDA tensors");
+  if (config.train.on_nonfinite == NonFinitePolicy::Skip && config.train.check_every > 1)
+    throw InputError(source + ": key 'train.check_every' is " + std::to_string(config.train.check_every) +
+                     " but train.on_nonfinite=skip decides on every step's update; use train.check_every=1 (or 0)");
   if (config.data.dir.empty()) config.data.dir = "data/" + config.data.name;
 }
 

@@ -38,6 +38,11 @@ struct TrainConfig {
   NonFinitePolicy on_nonfinite = NonFinitePolicy::Stop;
   // Stop (resumably, as on a preemption signal) once this many steps are done in total; 0: no limit.
   int64_t stop_after_steps = 0;
+  // How often the ranks read their agreed NaN/stop flags (one device-to-host copy, a
+  // synchronisation on a GPU). 0: auto, every step on CPU where it is free, every 50 on
+  // CUDA. Between reads a NaN is remembered on the device and the run returns to the
+  // last checked state; on_nonfinite=skip needs every step.
+  int64_t check_every = 0;
 };
 
 struct CheckpointConfig {

@@ -51,7 +51,7 @@ Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
 }
 
 StepResult Replica::step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches,
-                         NoiseSample* noise, bool request_stop) {
+                         NoiseSample* noise, bool request_stop, bool check) {
   const auto start = time_steps_ ? Clock::now() : Clock::time_point{};
   GradientBuckets& buckets = sync_.buckets();
   sync_.zero_grad();
@@ -95,16 +95,27 @@ StepResult Replica::step(const torch::Tensor& images, const torch::Tensor& label
   sync_.synchronize();
   const auto synced = time_steps_ ? Clock::now() : Clock::time_point{};
 
-  // A CPU tensor is read in place; a GPU one costs one small copy (and a synchronisation).
-  const torch::Tensor flags = extras.is_cpu() ? extras : extras.cpu();
-  const float* slot = flags.data_ptr<float>();
   StepResult result;
   result.loss = loss.detach();
-  result.nonfinite = !std::isfinite(slot[kHealthSlot]);
-  result.stop_requested = slot[kStopSlot] > 0.0f;
   if (noise) {
     noise->small_squared_norm = extras[kSmallNormSlot].clone();
     noise->big_squared_norm = buckets.squared_norm();
+  }
+  if (!check) {
+    // A sum stays NaN/Inf once any term was: one accumulator remembers every unchecked step.
+    if (!unchecked_health_.defined()) unchecked_health_ = torch::zeros({}, extras.options());
+    unchecked_health_.add_(extras[kHealthSlot]);
+  } else {
+    if (unchecked_health_.defined()) {
+      extras[kHealthSlot].add_(unchecked_health_);
+      unchecked_health_.zero_();
+    }
+    // A CPU tensor is read in place; a GPU one costs one small copy (and a synchronisation).
+    const torch::Tensor flags = extras.is_cpu() ? extras : extras.cpu();
+    const float* slot = flags.data_ptr<float>();
+    result.checked = true;
+    result.nonfinite = !std::isfinite(slot[kHealthSlot]);
+    result.stop_requested = slot[kStopSlot] > 0.0f;
   }
   if (!result.nonfinite) {
     for (auto& group : optimizer_.param_groups())
@@ -117,6 +128,45 @@ StepResult Replica::step(const torch::Tensor& images, const torch::Tensor& label
     times_.comm_seconds += seconds_between(backward_done, synced);
   }
   return result;
+}
+
+void Replica::save_rollback_point() {
+  torch::NoGradGuard no_grad;
+  const auto parameters = model_->parameters();
+  if (rollback_parameters_.size() != parameters.size()) {
+    rollback_parameters_.clear();
+    for (const auto& p : parameters) rollback_parameters_.push_back(torch::empty_like(p));
+  }
+  for (size_t k = 0; k < parameters.size(); ++k) rollback_parameters_[k].copy_(parameters[k]);
+  // Buffers exist only once a step with momentum was taken; the copies are reused.
+  std::map<std::string, torch::Tensor> momentum;
+  for (auto& [key, state] : optimizer_.state()) {
+    const torch::Tensor& buffer = static_cast<torch::optim::SGDParamState&>(*state).momentum_buffer();
+    if (!buffer.defined()) continue;
+    auto reuse = rollback_momentum_.find(key);
+    torch::Tensor copy = reuse != rollback_momentum_.end() ? reuse->second : torch::empty_like(buffer);
+    momentum[key] = copy.copy_(buffer);
+  }
+  rollback_momentum_.swap(momentum);
+  if (unchecked_health_.defined()) unchecked_health_.zero_();
+}
+
+void Replica::rollback() {
+  if (rollback_parameters_.empty()) throw std::logic_error("Replica::rollback without a rollback point");
+  torch::NoGradGuard no_grad;
+  auto parameters = model_->parameters();
+  for (size_t k = 0; k < parameters.size(); ++k) parameters[k].copy_(rollback_parameters_[k]);
+  auto& states = optimizer_.state();
+  for (auto it = states.begin(); it != states.end();) {
+    const auto copy = rollback_momentum_.find(it->first);
+    if (copy == rollback_momentum_.end()) {
+      it = states.erase(it);  // the buffer was born after the rollback point
+      continue;
+    }
+    static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer().copy_(copy->second);
+    ++it;
+  }
+  if (unchecked_health_.defined()) unchecked_health_.zero_();
 }
 
 std::map<std::string, std::string> Replica::save_state() const {

@@ -29,7 +29,9 @@ struct StepTimes {
 
 struct StepResult {
   torch::Tensor loss;           // this rank's mean loss (0-dim, on the device)
-  bool nonfinite = false;       // some rank's loss or gradient was NaN/Inf: the update was not applied
+  bool checked = false;         // the agreed flags were read; the two below mean nothing otherwise
+  bool nonfinite = false;       // some rank's loss or gradient was NaN/Inf in this step (or, with deferred
+                                // checks, in an unchecked one since the last check): this update was not applied
   bool stop_requested = false;  // some rank asked to stop (after this step)
 };
 
@@ -47,8 +49,18 @@ class Replica {
   // before weight decay and momentum). Health and stop flags ride in the same
   // all-reduce, so every rank learns of a NaN or a stop request on any rank at no cost,
   // and no rank applies an update that another refuses.
+  //
+  // With `check` false the flags are not read, which on a GPU keeps the host from
+  // waiting for the step: the update is applied whatever it holds, and a NaN/Inf is
+  // remembered on the device until the next checked step reports it. The caller then
+  // returns to its last rollback point.
   StepResult step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches = 1,
-                  NoiseSample* noise = nullptr, bool request_stop = false);
+                  NoiseSample* noise = nullptr, bool request_stop = false, bool check = true);
+
+  // A copy, on the device, of the parameters and momentum buffers, and the return to it:
+  // the last good state when a deferred check finds that an unchecked step went bad.
+  void save_rollback_point();
+  void rollback();
 
   // Model parameters and optimizer state (momentum buffers) as bytes, and back.
   std::map<std::string, std::string> save_state() const;
@@ -68,6 +80,10 @@ class Replica {
   GradientSynchronizer sync_;
   StepTimes times_;
   bool time_steps_;
+  // The sum of unchecked steps' health values: NaN/Inf once any of them was.
+  torch::Tensor unchecked_health_;
+  std::vector<torch::Tensor> rollback_parameters_;
+  std::map<std::string, torch::Tensor> rollback_momentum_;  // by optimizer state key; absent: no buffer yet
 };
 
 }  // namespace ddp

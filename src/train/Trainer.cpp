@@ -26,6 +26,7 @@ bool may_change_on_resume(const std::string& key) {
   for (const char* prefix : {"output.", "checkpoint.", "comm.", "runtime.", "metrics."})
     if (key.rfind(prefix, 0) == 0) return true;
   return key == "train.epochs" || key == "train.virtual_ranks" || key == "train.stop_after_steps" ||
+         key == "train.check_every" ||
          key == "device" || key == "data.dir";
 }
 
@@ -49,6 +50,12 @@ torch::Device resolve_device(Device requested) {
     throw InputError("device: cuda requested, but no GPU is visible or this LibTorch was built without CUDA");
   return (requested == Device::Cuda || (requested == Device::Auto && cuda)) ? torch::Device(torch::kCUDA)
                                                                             : torch::Device(torch::kCPU);
+}
+
+int64_t resolve_check_every(const Config& config, torch::Device device) {
+  if (config.train.check_every > 0) return config.train.check_every;
+  if (config.train.on_nonfinite == NonFinitePolicy::Skip) return 1;
+  return device.is_cuda() ? 50 : 1;
 }
 
 void set_compute_threads(int threads) {
@@ -224,7 +231,15 @@ TrainingResult Trainer::run() {
 
   const int64_t every_steps = config_.checkpoint.every_steps, every_epochs = config_.checkpoint.every_epochs;
   const int64_t stop_after = config_.train.stop_after_steps;
-  int64_t nonfinite_step = -1;
+  const int64_t check_every = resolve_check_every(config_, device_);
+  const bool deferred = check_every > 1;
+  result.check_every = check_every;
+  // With deferred checks, where a NaN found at a check sends the loop back to.
+  struct RollbackPoint {
+    int64_t step, step_in_epoch, counted;
+    torch::Tensor loss_sum;
+    size_t noise_samples;
+  } good{};
   for (int64_t epoch = start_epoch; epoch < config_.train.epochs && result.outcome == Outcome::Completed; ++epoch) {
     const auto epoch_start = Clock::now();
     replica.reset_times();
@@ -235,6 +250,11 @@ TrainingResult Trainer::run() {
     // The lr of the last step taken, for the metrics (a resumed epoch may have none left).
     double lr = schedule.at(step > 0 ? step - 1 : 0);
     int64_t s = resumed_epoch ? start_in_epoch : 0;
+    auto keep_rollback_point = [&](int64_t next_step_in_epoch) {
+      replica.save_rollback_point();
+      good = {step, next_step_in_epoch, counted, loss_sum.clone(), noise_samples.size()};
+    };
+    if (deferred) keep_rollback_point(s);
     for (; s < steps; ++s) {
       if (stop_after > 0 && step >= stop_after) {
         result.outcome = Outcome::Stopped;
@@ -244,13 +264,27 @@ TrainingResult Trainer::run() {
       const torch::Tensor batch = order.narrow(0, s * batch_per_step, batch_per_step);
       NoiseSample* noise = nullptr;
       if (noise_scale && step % noise_every == 0) noise = &noise_samples.emplace_back();
+      // Whatever follows this step (a checkpoint, the epoch's end, a step budget) must see
+      // checked, agreed flags.
+      const bool checkpoint_due = every_steps > 0 && (step + 1) % every_steps == 0;
+      const bool check = !deferred || (step + 1) % check_every == 0 || s + 1 == steps || checkpoint_due ||
+                         (stop_after > 0 && step + 1 >= stop_after);
       const StepResult r = replica.step(train.images.index_select(0, batch), train.labels.index_select(0, batch), lr,
-                                        virtual_ranks, noise, stop_signal_received());
+                                        virtual_ranks, noise, stop_signal_received(), check);
       if (r.nonfinite) {
         if (noise) noise_samples.pop_back();
         if (config_.train.on_nonfinite == NonFinitePolicy::Stop) {
-          nonfinite_step = step;
+          result.nonfinite_step = step;
           result.outcome = Outcome::NonFinite;
+          if (deferred) {
+            // Some unchecked step since the rollback point went bad and was applied.
+            replica.rollback();
+            step = good.step;
+            s = good.step_in_epoch;
+            counted = good.counted;
+            loss_sum = good.loss_sum;
+            noise_samples.resize(good.noise_samples);
+          }
           break;
         }
         ++skipped_steps;
@@ -265,8 +299,8 @@ TrainingResult Trainer::run() {
         result.outcome = Outcome::Stopped;
         break;
       }
-      if (every_steps > 0 && step % every_steps == 0 && s + 1 < steps)
-        save_checkpoint(epoch, s + 1, loss_sum, counted, since(epoch_start), replica.times());
+      if (checkpoint_due && s + 1 < steps) save_checkpoint(epoch, s + 1, loss_sum, counted, since(epoch_start), replica.times());
+      if (deferred && r.checked && s + 1 < steps) keep_rollback_point(s + 1);
     }
     const double epoch_train_seconds = since(epoch_start);
     if (result.outcome != Outcome::Completed) {
@@ -358,7 +392,9 @@ TrainingResult Trainer::run() {
                     {"comm_seconds", comm_seconds},
                     {"wall_seconds", result.wall_seconds}};
   if (result.outcome == Outcome::NonFinite) {
-    result.summary["nonfinite_step"] = nonfinite_step;
+    result.summary["nonfinite_step"] = result.nonfinite_step;
+    result.summary["last_good_step"] = step;
+    result.summary["check_every"] = check_every;
     result.summary["final_test_accuracy"] = nullptr;
     result.summary["final_test_loss"] = nullptr;
   }

@@ -24,6 +24,10 @@ enum class Outcome {
 struct TrainingResult {
   Outcome outcome = Outcome::Completed;
   int64_t step = 0;  // steps done
+  // NonFinite: the step whose check found the NaN/Inf. With deferred checks (train.check_every
+  // > 1) it appeared in one of the steps from `step` (the last good state) to this one.
+  int64_t nonfinite_step = -1;
+  int64_t check_every = 1;
   double final_test_accuracy = 0;
   double final_test_loss = 0;
   double final_train_loss = 0;
@@ -58,6 +62,10 @@ class Trainer {
 // few a resume may change.
 void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config& config, int world_size,
                              int64_t train_samples, const std::string& source);
+
+// train.check_every=0 (auto): every step on CPU, where reading the flags is free; every
+// 50th on CUDA, where each read makes the host wait for the GPU.
+int64_t resolve_check_every(const Config& config, torch::Device device);
 
 // device=auto resolves to CUDA when this LibTorch has it and a GPU is visible.
 torch::Device resolve_device(Device requested);

@@ -45,6 +45,7 @@ expect 0 "lr.rule" -- "$DDP_TRAIN" --help
 expect 2 "--config: File does not exist" -- "$DDP_TRAIN" --config "$work/nope.yaml"
 expect 2 "unknown key 'train.epoch'; did you mean 'train.epochs'" -- "$DDP_TRAIN" --config "$cfg" train.epoch=3
 expect 2 "'train.local_batch': expected an integer" -- "$DDP_TRAIN" --config "$cfg" train.local_batch=big
+expect 2 "key 'train.check_every' is 3 but train.on_nonfinite=skip decides on every step" -- "$DDP_TRAIN" --config "$cfg" train.on_nonfinite=skip train.check_every=3
 printf 'train: {epochs: 2\n' >"$work/syntax.yaml"
 expect 2 "syntax.yaml:[0-9]+: YAML syntax error" -- "$DDP_TRAIN" --config "$work/syntax.yaml"
 expect 2 "missing train-images-idx3-ubyte" -- "$DDP_TRAIN" --config "$cfg" data.dir="$work/empty"

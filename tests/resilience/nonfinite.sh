@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 train 2 train.epochs=2 optim.base_lr=1e6 output.dir="$work/stop"
 check "stop mode exits 1" [ "$rc" -eq 1 ]
-check "with a message saying what and what to do" output_has "non-finite loss or gradient at step [0-9]+ on some rank; the last good state is in .*ckpt-.*lower optim.base_lr or set train.on_nonfinite=skip"
+check "with a message saying what and what to do" output_has "non-finite loss or gradient at step [0-9]+ on some rank; the last good state \(step [0-9]+\) is in .*ckpt-.*lower optim.base_lr or set train.on_nonfinite=skip"
 check "the last good state is finite" python3 -c "
 import json, sys; s = json.load(open('$work/stop/summary.json'))
 sys.exit(not (s['outcome'] == 'nonfinite' and s['nonfinite_step'] >= 0))"

@@ -134,5 +134,55 @@ TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
   }
 }
 
+// Deferred checks (train.check_every > 1): unchecked steps train exactly as checked ones;
+// a NaN on one rank only, in an unchecked step, is reported by the next check on every
+// rank, and the rollback returns parameters and momentum to the last good state, from
+// which training goes on as if the bad steps had never happened.
+TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) {
+  auto world = make_mpi_world_communicator();
+  const int n = world->size();
+  const int64_t b = 8;
+  const Split data = synthetic_split(100 * n);  // 12 steps of 8 per rank
+  const Config config = equivalence_config(b);
+  DistributedSampler sampler(data.size(), n, world->rank(), b, true, 11, Remainder::Drop);
+  const LrSchedule schedule(config, sampler.global_batch(), sampler.steps_per_epoch());
+  const torch::Tensor order = sampler.indices(0);
+  auto batch = [&](int64_t s) { return order.narrow(0, s * b, b); };
+  auto images = [&](int64_t s) { return data.images.index_select(0, batch(s)); };
+  auto labels = [&](int64_t s) { return data.labels.index_select(0, batch(s)); };
+
+  Replica checked(config, *world, torch::kCPU), deferred(config, *world, torch::kCPU);
+  for (int64_t s = 0; s < 5; ++s) {
+    const StepResult a = checked.step(images(s), labels(s), schedule.at(s));
+    const StepResult d = deferred.step(images(s), labels(s), schedule.at(s), 1, nullptr, false, s == 4);
+    EXPECT_TRUE(a.checked);
+    EXPECT_EQ(d.checked, s == 4);
+    EXPECT_FALSE(a.nonfinite || d.nonfinite);
+  }
+  const auto p = checked.model()->parameters(), q = deferred.model()->parameters();
+  for (size_t k = 0; k < p.size(); ++k) ASSERT_TRUE(torch::equal(p[k], q[k])) << "parameter " << k;
+  deferred.save_rollback_point();
+
+  // The last rank's batch at step 6 (unchecked) holds an Inf; step 7 is checked.
+  const int bad_rank = n - 1;
+  for (int64_t s = 5; s < 8; ++s) {
+    torch::Tensor x = images(s);
+    if (s == 6 && world->rank() == bad_rank) x[0][0] = std::numeric_limits<float>::infinity();
+    const StepResult r = deferred.step(x, labels(s), schedule.at(s), 1, nullptr, false, s == 7);
+    if (s < 7) EXPECT_FALSE(r.checked);
+    else EXPECT_TRUE(r.checked && r.nonfinite) << "rank " << world->rank() << " missed rank " << bad_rank << "'s Inf";
+  }
+  EXPECT_TRUE(torch::isnan(deferred.model()->parameters()[0]).any().item<bool>()) << "the bad update was applied";
+  deferred.rollback();
+  for (size_t k = 0; k < p.size(); ++k) ASSERT_TRUE(torch::equal(p[k], q[k])) << "parameter " << k << " after rollback";
+
+  // Momentum came back too: both replicas take the same next steps bitwise.
+  for (int64_t s = 5; s < 8; ++s) {
+    checked.step(images(s), labels(s), schedule.at(s));
+    EXPECT_FALSE(deferred.step(images(s), labels(s), schedule.at(s), 1, nullptr, false, true).nonfinite);
+  }
+  for (size_t k = 0; k < p.size(); ++k) EXPECT_TRUE(torch::equal(p[k], q[k])) << "parameter " << k;
+}
+
 }  // namespace
 }  // namespace ddp

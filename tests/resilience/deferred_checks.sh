@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# train.check_every=N reads the ranks' agreed NaN/stop flags every N steps only (on a GPU
+# each read makes the host wait). It must not change what is trained: bitwise equal to
+# checking every step; a step budget still stops at its exact step; and a NaN between two
+# checks sends the run back to the last checked state, parameters and momentum both.
+source "$(dirname "$0")/lib.sh"
+setup=(train.epochs=2 optim.momentum=0.9)
+
+train 2 "${setup[@]}" train.check_every=1 output.dir="$work/every"
+train 2 "${setup[@]}" train.check_every=7 output.dir="$work/seventh"
+check "checking every 7th step trains bitwise the same as every step" [ "$(crc_of "$work/every")" = "$(crc_of "$work/seventh")" ]
+
+train 2 "${setup[@]}" train.check_every=7 train.stop_after_steps=10 output.dir="$work/budget"
+check "a step budget between two checks stops at its step" output_has "stopped at step 10 .*ckpt-0000000010"
+train 2 "${setup[@]}" train.check_every=7 output.dir="$work/budget" --resume
+check "and resumes to the same end" [ "$(crc_of "$work/budget")" = "$(crc_of "$work/every")" ]
+
+# lr 1e6 with momentum: checked every step, the update of step 4 is the first refused.
+diverge=(train.epochs=2 optim.momentum=0.9 optim.base_lr=1e6)
+train 2 "${diverge[@]}" train.check_every=1 output.dir="$work/nan1"
+check "checked every step, the NaN is caught at step 4" output_has "non-finite loss or gradient at step 4 on some rank"
+train 2 "${diverge[@]}" train.check_every=3 output.dir="$work/nan3"
+check "checked every 3rd step, it is reported at the next check, with the range" \
+  output_has "non-finite loss or gradient in steps 3\.\.5 \(flags are read every 3 steps: train.check_every\) on some rank; the last good state \(step 3\) is in .*ckpt-0000000003"
+check "the summary says so" python3 -c "
+import json, sys; s = json.load(open('$work/nan3/summary.json'))
+sys.exit(not (s['outcome'] == 'nonfinite' and s['nonfinite_step'] == 5 and s['last_good_step'] == 3 and s['check_every'] == 3))"
+# From the rolled-back step 3, checked every step, the run must redo step 3 exactly as
+# the first run did (which needs the momentum of step 3) and stop at step 4 in the same state.
+train 2 "${diverge[@]}" train.check_every=1 output.dir="$work/nan3" --resume
+check "resumed from the rollback point, it is caught at step 4 again" output_has "at step 4 on some rank"
+check "in bitwise the state of the run checked every step" [ "$(crc_of "$work/nan3")" = "$(crc_of "$work/nan1")" ]
+finish
