@@ -107,18 +107,25 @@ NcclCommunicator::~NcclCommunicator() {
   wake_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
   for (auto& p : pending_) cudaEventDestroy(p.done);
+  for (auto event : free_events_) cudaEventDestroy(event);
   if (comm_) ncclCommDestroy(comm_);
 }
 
 void NcclCommunicator::track(const char* what) {
-  cudaEvent_t done;
-  DDP_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
-  DDP_CUDA_CHECK(cudaEventRecord(done, stream_));
+  cudaEvent_t done = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    pending_.push_back({done, std::chrono::steady_clock::now(), what});
+    if (!free_events_.empty()) {
+      done = free_events_.back();
+      free_events_.pop_back();
+    }
   }
-  wake_.notify_all();
+  if (!done) DDP_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  DDP_CUDA_CHECK(cudaEventRecord(done, stream_));
+  // The watchdog is not woken: it polls every few milliseconds, far inside any timeout,
+  // and waking it on every step would cost a thread switch per step.
+  std::lock_guard<std::mutex> lock(mutex_);
+  pending_.push_back({done, std::chrono::steady_clock::now(), what});
 }
 
 void NcclCommunicator::fail(const std::string& why) {
@@ -135,7 +142,7 @@ void NcclCommunicator::watchdog() {
   if (cudaSetDevice(cuda_device_) != cudaSuccess) fail("watchdog cannot select its CUDA device");
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_) {
-    wake_.wait_for(lock, std::chrono::milliseconds(100));
+    wake_.wait_for(lock, std::chrono::milliseconds(10));
     ncclResult_t async = ncclSuccess;
     if (ncclCommGetAsyncError(comm_, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress)
       fail(std::string("NCCL asynchronous error: ") + ncclGetErrorString(async));
@@ -143,7 +150,7 @@ void NcclCommunicator::watchdog() {
       Pending& oldest = pending_.front();
       const cudaError_t state = cudaEventQuery(oldest.done);
       if (state == cudaSuccess) {
-        cudaEventDestroy(oldest.done);
+        free_events_.push_back(oldest.done);
         pending_.pop_front();
         continue;
       }
