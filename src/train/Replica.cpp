@@ -139,7 +139,7 @@ void Replica::save_rollback_point() {
   }
   for (size_t k = 0; k < parameters.size(); ++k) rollback_parameters_[k].copy_(parameters[k]);
   // Buffers exist only once a step with momentum was taken; the copies are reused.
-  std::map<std::string, torch::Tensor> momentum;
+  std::map<StateKey, torch::Tensor> momentum;
   for (auto& [key, state] : optimizer_.state()) {
     const torch::Tensor& buffer = static_cast<torch::optim::SGDParamState&>(*state).momentum_buffer();
     if (!buffer.defined()) continue;

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "comm/Communicator.h"
 #include "config/Config.h"
@@ -83,7 +85,9 @@ class Replica {
   // The sum of unchecked steps' health values: NaN/Inf once any of them was.
   torch::Tensor unchecked_health_;
   std::vector<torch::Tensor> rollback_parameters_;
-  std::map<std::string, torch::Tensor> rollback_momentum_;  // by optimizer state key; absent: no buffer yet
+  // By the optimizer's state key (a string in LibTorch 1.x, a pointer in 2.x); absent: no buffer yet.
+  using StateKey = std::decay_t<decltype(std::declval<torch::optim::SGD&>().state())>::key_type;
+  std::map<StateKey, torch::Tensor> rollback_momentum_;
 };
 
 }  // namespace ddp
