@@ -2,7 +2,9 @@
 // communication) and the data-parallel Replica step without and with the gradient
 // noise-scale measurement, interleaved round by round so all see the same machine
 // noise; prints samples/s per rank and in total, the ratios, and the share of step
-// time spent in the gradient all-reduce.
+// time spent in the gradient all-reduce. On a GPU (device=cuda) the data lives on the
+// device, each rank's step all-reduces over NCCL, and epochs are timed between device
+// synchronisations; --synthetic times an MNIST-sized epoch without the files.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -22,9 +24,16 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // The baseline: what a user would write with LibTorch alone on one process.
+// Host timestamps time the device's work only once it has finished.
+void wait_for_device(torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
 double plain_epoch(ddp::SimpleNN& model, torch::optim::SGD& optimizer, const ddp::Split& data, int64_t batch,
                    int64_t steps, int64_t epoch) {
-  const torch::Tensor order = torch::randperm(data.size(), torch::kInt64);
+  const torch::Device device = data.images.device();
+  const torch::Tensor order = torch::randperm(data.size(), torch::TensorOptions(torch::kInt64).device(device));
+  wait_for_device(device);
   const auto start = Clock::now();
   for (int64_t s = 0; s < steps; ++s) {
     const torch::Tensor idx = order.narrow(0, ((s + epoch * steps) * batch) % (data.size() - batch + 1), batch);
@@ -34,7 +43,15 @@ double plain_epoch(ddp::SimpleNN& model, torch::optim::SGD& optimizer, const ddp
     loss.backward();
     optimizer.step();
   }
+  wait_for_device(device);
   return since(start);
+}
+
+// MNIST's shapes and value range, random content: the step costs the same.
+ddp::Dataset synthetic_dataset(int64_t samples) {
+  torch::manual_seed(0);
+  return {"synthetic", {torch::rand({samples, 784}), torch::randint(10, {samples}, torch::kInt64)},
+          {torch::rand({1000, 784}), torch::randint(10, {1000}, torch::kInt64)}};
 }
 
 }  // namespace
@@ -44,7 +61,10 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   int rounds = 3;
-  app.add_option("--config", config_path, "YAML config (data, batch, threads)");
+  int64_t synthetic = 0;
+  app.add_option("--config", config_path, "YAML config (data, batch, threads, device)");
+  app.add_option("--synthetic", synthetic, "random MNIST-shaped training samples instead of data.dir (60000: MNIST)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   app.add_option("--rounds", rounds, "alternating plain/ddp epochs per kind");
   app.add_option("overrides", overrides, "section.key=value overrides");
   CLI11_PARSE(app, argc, argv);
@@ -53,29 +73,39 @@ int main(int argc, char** argv) {
   try {
     const ddp::Config config = ddp::load_config(config_path, overrides);
     ddp::set_compute_threads(int(config.runtime.threads));
-    auto comm = ddp::make_mpi_world_communicator();
-    const ddp::Dataset dataset = ddp::load_dataset(config.data.name, config.data.dir, config.data.normalize);
+    const torch::Device device = ddp::resolve_device(config.device);
+    auto comm = ddp::make_communicator(config.comm.backend, device, config.comm.timeout_s);
+    const ddp::Dataset loaded = synthetic > 0 ? synthetic_dataset(synthetic)
+                                              : ddp::load_dataset(config.data.name, config.data.dir,
+                                                                  config.data.normalize);
+    // Resident on the device, as in the trainer: a step only gathers rows by index.
+    const ddp::Dataset dataset{loaded.name, loaded.train.to(device), loaded.test.to(device)};
+    const int64_t check_every = ddp::resolve_check_every(config, device);
     const int64_t batch = config.train.local_batch;
     ddp::DistributedSampler sampler(dataset.train.size(), comm->size(), comm->rank(), batch, true,
                                     uint64_t(config.train.seed), config.train.remainder);
     const int64_t steps = sampler.steps_per_epoch();
 
     ddp::SimpleNN plain_model = ddp::make_simple_nn(uint64_t(config.train.seed));
+    plain_model->to(device);
     torch::optim::SGD plain_optimizer(plain_model->parameters(), torch::optim::SGDOptions(config.optim.base_lr));
-    ddp::Replica replica(config, *comm, torch::kCPU);
+    ddp::Replica replica(config, *comm, device);
 
     // One epoch of Replica steps; `measure_noise` adds the noise-scale measurement every
     // metrics.noise_scale_every steps, as the trainer does.
     const int64_t noise_every = std::max<int64_t>(1, config.metrics.noise_scale_every);
     auto ddp_epoch = [&](int64_t epoch, bool measure_noise) {
-      const torch::Tensor order = sampler.indices(epoch);
+      const torch::Tensor order = sampler.indices(epoch).to(device);
       ddp::NoiseSample sample;
+      wait_for_device(device);
       const auto start = Clock::now();
       for (int64_t s = 0; s < steps; ++s) {
         const torch::Tensor idx = order.narrow(0, s * batch, batch);
         replica.step(dataset.train.images.index_select(0, idx), dataset.train.labels.index_select(0, idx),
-                     config.optim.base_lr, 1, measure_noise && s % noise_every == 0 ? &sample : nullptr);
+                     config.optim.base_lr, 1, measure_noise && s % noise_every == 0 ? &sample : nullptr, false,
+                     (s + 1) % check_every == 0 || s + 1 == steps);
       }
+      wait_for_device(device);
       return since(start);
     };
     double plain_seconds = 0, ddp_seconds = 0, noise_seconds = 0;
@@ -97,14 +127,18 @@ int main(int argc, char** argv) {
                  noise_rate = samples / noise_seconds;
     const double comm_share = times.comm_seconds / (times.comm_seconds + times.compute_seconds);
 
-    torch::Tensor total = torch::tensor({plain_rate, ddp_rate, comm_share, noise_rate}, torch::kFloat64);
+    torch::Tensor total =
+        torch::tensor({plain_rate, ddp_rate, comm_share, noise_rate}, torch::kFloat64).to(comm->device());
     comm->allreduce(total, ddp::ReduceOp::Sum);
+    total = total.cpu();
     const auto all =
         comm->allgather(fmt::format("{:.0f} {:.0f} {:.3f} {:.0f}", plain_rate, ddp_rate, comm_share, noise_rate));
     if (comm->rank() == 0) {
-      fmt::print("# {} ranks, {}, local batch {}, {} steps/epoch, {} rounds, {} thread(s)/rank, noise scale every {} "
-                 "steps\n",
-                 comm->size(), config.data.name, batch, steps, rounds, config.runtime.threads, noise_every);
+      fmt::print("# {} ranks, {} ({}, {}), {} samples, local batch {}, {} steps/epoch, {} rounds, {} thread(s)/rank, "
+                 "flags read every {} steps, noise scale every {} steps\n",
+                 comm->size(), dataset.name, device.str(), comm->backend_name(), dataset.train.size(), batch, steps,
+                 rounds, config.runtime.threads, check_every, noise_every);
+      if (device.is_cuda()) fmt::print("# all-reduce share: not timed on the GPU (host clocks would time launches)\n");
       fmt::print("{:>5} {:>12} {:>12} {:>10} {:>11} {:>14} {:>15}\n", "rank", "plain_sps", "ddp_sps", "ddp/plain",
                  "allreduce%", "ddp+noise_sps", "noise_overhead%");
       auto row = [](const std::string& who, double p, double d, double c, double n) {
@@ -119,10 +153,11 @@ int main(int argc, char** argv) {
       const double plain_total = total[0].item<double>(), ddp_total = total[1].item<double>(),
                    noise_total = total[3].item<double>();
       row("total", plain_total, ddp_total, total[2].item<double>() / comm->size(), noise_total);
-      fmt::print("RESULT ranks={} ddp_total_sps={:.0f} plain_per_rank_sps={:.0f} ddp_vs_plain={:.3f} "
-                 "allreduce_share={:.3f} noise_overhead={:.3f}\n",
-                 comm->size(), ddp_total, plain_total / comm->size(), ddp_total / plain_total,
-                 total[2].item<double>() / comm->size(), ddp_total / noise_total - 1);
+      fmt::print("RESULT ranks={} device={} ddp_total_sps={:.0f} plain_per_rank_sps={:.0f} ddp_vs_plain={:.3f} "
+                 "allreduce_share={:.3f} noise_overhead={:.3f} ddp_epoch_ms={:.2f} plain_epoch_ms={:.2f}\n",
+                 comm->size(), device.str(), ddp_total, plain_total / comm->size(), ddp_total / plain_total,
+                 total[2].item<double>() / comm->size(), ddp_total / noise_total - 1, 1e3 * ddp_seconds / rounds,
+                 1e3 * plain_seconds / rounds);
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "ddp-bench-train: error: {}\n", e.what());
