@@ -8,7 +8,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <ATen/record_function.h>
+
 #include <chrono>
+#include <map>
+#include <set>
 
 #include "comm/MpiRuntime.h"
 #include "common/Errors.h"
@@ -47,6 +51,53 @@ double plain_epoch(ddp::SimpleNN& model, torch::optim::SGD& optimizer, const ddp
   return since(start);
 }
 
+// Counts the ATen operators that do work themselves while `work` runs: those without a
+// working operator inside, leaving out views, allocations and no-op checks. On a GPU each
+// is at least one kernel launch, so the count says whether a step is launch-bound.
+struct OpCount {
+  int64_t kernels = 0;
+  std::map<std::string, int> by_name;
+};
+const std::set<std::string> kNoKernel = {
+    "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::view", "aten::_reshape_alias",
+    "aten::reshape", "aten::as_strided", "aten::t", "aten::transpose", "aten::permute", "aten::expand",
+    "aten::narrow", "aten::slice", "aten::select", "aten::unsqueeze", "aten::squeeze", "aten::detach",
+    "aten::alias", "aten::lift_fresh", "aten::to", "aten::resize_", "aten::set_", "aten::_unsafe_view",
+    "aten::result_type", "aten::resolve_conj", "aten::resolve_neg", "aten::conj", "aten::numpy_T"};
+thread_local std::vector<bool> op_has_working_child;
+OpCount* op_sink = nullptr;
+
+template <typename Work>
+OpCount count_kernel_ops(Work&& work) {
+  OpCount count;
+  op_sink = &count;
+  auto handle = at::addGlobalCallback(
+      at::RecordFunctionCallback(
+          [](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
+            op_has_working_child.push_back(false);
+            return nullptr;
+          },
+          [](const at::RecordFunction& fn, at::ObserverContext*) {
+            const bool inner_work = op_has_working_child.back();
+            op_has_working_child.pop_back();
+            const std::string name = fn.name();  // autograd's own records ("engine::...") are not operators
+            const bool works_itself = !inner_work && name.rfind("aten::", 0) == 0 && !kNoKernel.count(name);
+            if (works_itself && op_sink) ++op_sink->kernels, ++op_sink->by_name[name];
+            if ((works_itself || inner_work) && !op_has_working_child.empty()) op_has_working_child.back() = true;
+          })
+          .scopes({at::RecordScope::FUNCTION}));
+  work();
+  at::removeCallback(handle);
+  op_sink = nullptr;
+  return count;
+}
+
+std::string describe(const OpCount& count) {
+  std::string text;
+  for (const auto& [name, n] : count.by_name) text += fmt::format(" {} x{}", name.substr(6), n);
+  return text;
+}
+
 // MNIST's shapes and value range, random content: the step costs the same.
 ddp::Dataset synthetic_dataset(int64_t samples) {
   torch::manual_seed(0);
@@ -62,9 +113,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> overrides;
   int rounds = 3;
   int64_t synthetic = 0;
+  bool count_ops = false;
   app.add_option("--config", config_path, "YAML config (data, batch, threads, device)");
   app.add_option("--synthetic", synthetic, "random MNIST-shaped training samples instead of data.dir (60000: MNIST)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  app.add_flag("--count-ops", count_ops,
+               "also count the kernel-launching ATen operators of one plain and one data-parallel step");
   app.add_option("--rounds", rounds, "alternating plain/ddp epochs per kind");
   app.add_option("overrides", overrides, "section.key=value overrides");
   CLI11_PARSE(app, argc, argv);
@@ -108,6 +162,25 @@ int main(int argc, char** argv) {
       wait_for_device(device);
       return since(start);
     };
+    if (count_ops) {
+      const torch::Tensor idx = sampler.indices(0).narrow(0, 0, batch).to(device);
+      const torch::Tensor x = dataset.train.images.index_select(0, idx), y = dataset.train.labels.index_select(0, idx);
+      const OpCount plain = count_kernel_ops([&] {
+        plain_optimizer.zero_grad();
+        torch::nn::functional::cross_entropy(plain_model->forward(x), y).backward();
+        plain_optimizer.step();
+      });
+      const OpCount unchecked = count_kernel_ops([&] { replica.step(x, y, config.optim.base_lr, 1, nullptr, false, false); });
+      const OpCount checked = count_kernel_ops([&] { replica.step(x, y, config.optim.base_lr); });
+      ddp::NoiseSample sample;
+      const OpCount noise = count_kernel_ops([&] { replica.step(x, y, config.optim.base_lr, 1, &sample, false, false); });
+      if (comm->rank() == 0) {
+        fmt::print("# kernel-launching ATen operators per step (each is at least one GPU kernel launch):\n");
+        fmt::print("#   plain LibTorch step: {:3d}:{}\n", plain.kernels, describe(plain));
+        fmt::print("#   ddp step, flags not read: {:3d}:{}\n", unchecked.kernels, describe(unchecked));
+        fmt::print("#   ddp step, flags read: {:3d}; with the noise measurement: {:3d}\n", checked.kernels, noise.kernels);
+      }
+    }
     double plain_seconds = 0, ddp_seconds = 0, noise_seconds = 0;
     plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps / 10, 0);  // warm caches and allocator
     ddp::StepTimes times;
