@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "comm/MpiRuntime.h"
@@ -63,9 +64,10 @@ const std::set<std::string> kNoKernel = {
     "aten::reshape", "aten::as_strided", "aten::t", "aten::transpose", "aten::permute", "aten::expand",
     "aten::narrow", "aten::slice", "aten::select", "aten::unsqueeze", "aten::squeeze", "aten::detach",
     "aten::alias", "aten::lift_fresh", "aten::to", "aten::resize_", "aten::set_", "aten::_unsafe_view",
-    "aten::result_type", "aten::resolve_conj", "aten::resolve_neg", "aten::conj", "aten::numpy_T"};
+    "aten::result_type", "aten::_backward", "aten::resolve_conj", "aten::resolve_neg", "aten::conj", "aten::numpy_T"};
 thread_local std::vector<bool> op_has_working_child;
 OpCount* op_sink = nullptr;
+std::mutex op_sink_mutex;  // autograd may run backward operators on its own device thread
 
 template <typename Work>
 OpCount count_kernel_ops(Work&& work) {
@@ -82,7 +84,10 @@ OpCount count_kernel_ops(Work&& work) {
             op_has_working_child.pop_back();
             const std::string name = fn.name();  // autograd's own records ("engine::...") are not operators
             const bool works_itself = !inner_work && name.rfind("aten::", 0) == 0 && !kNoKernel.count(name);
-            if (works_itself && op_sink) ++op_sink->kernels, ++op_sink->by_name[name];
+            if (works_itself && op_sink) {
+              std::lock_guard<std::mutex> lock(op_sink_mutex);
+              ++op_sink->kernels, ++op_sink->by_name[name];
+            }
             if ((works_itself || inner_work) && !op_has_working_child.empty()) op_has_working_child.back() = true;
           })
           .scopes({at::RecordScope::FUNCTION}));
@@ -198,7 +203,8 @@ int main(int argc, char** argv) {
     const double samples = double(rounds * steps * batch);
     const double plain_rate = samples / plain_seconds, ddp_rate = samples / ddp_seconds,
                  noise_rate = samples / noise_seconds;
-    const double comm_share = times.comm_seconds / (times.comm_seconds + times.compute_seconds);
+    const double timed = times.comm_seconds + times.compute_seconds;  // 0 on a GPU: not timed there
+    const double comm_share = timed > 0 ? times.comm_seconds / timed : 0.0;
 
     torch::Tensor total =
         torch::tensor({plain_rate, ddp_rate, comm_share, noise_rate}, torch::kFloat64).to(comm->device());

@@ -102,9 +102,11 @@ StepResult Replica::step(const torch::Tensor& images, const torch::Tensor& label
     noise->big_squared_norm = buckets.squared_norm();
   }
   if (!check) {
-    // A sum stays NaN/Inf once any term was: one accumulator remembers every unchecked step.
+    // One accumulator remembers every unchecked step: adding 0 x health adds 0 for a finite
+    // value and NaN for NaN/Inf, so a long run of large finite values cannot overflow into a
+    // false alarm.
     if (!unchecked_health_.defined()) unchecked_health_ = torch::zeros({}, extras.options());
-    unchecked_health_.add_(extras[kHealthSlot]);
+    unchecked_health_.add_(extras[kHealthSlot], /*alpha=*/0);
   } else {
     if (unchecked_health_.defined()) {
       extras[kHealthSlot].add_(unchecked_health_);

@@ -30,4 +30,10 @@ sys.exit(not (s['outcome'] == 'nonfinite' and s['nonfinite_step'] == 5 and s['la
 train 2 "${diverge[@]}" train.check_every=1 output.dir="$work/nan3" --resume
 check "resumed from the rollback point, it is caught at step 4 again" output_has "at step 4 on some rank"
 check "in bitwise the state of the run checked every step" [ "$(crc_of "$work/nan3")" = "$(crc_of "$work/nan1")" ]
+# Back to step 0 of a fresh run: the momentum buffers born since must go, not be kept.
+train 2 "${diverge[@]}" train.check_every=10 output.dir="$work/nan10"
+check "checked every 10th step, it rolls back to the start" \
+  output_has "in steps 0\.\.9 .*the last good state \(step 0\) is in .*ckpt-0000000000"
+train 2 "${diverge[@]}" train.check_every=1 output.dir="$work/nan10" --resume
+check "and from there reaches bitwise the same step-4 state" [ "$(crc_of "$work/nan10")" = "$(crc_of "$work/nan1")" ]
 finish
