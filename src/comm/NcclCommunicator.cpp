@@ -112,19 +112,17 @@ NcclCommunicator::~NcclCommunicator() {
 }
 
 void NcclCommunicator::track(const char* what) {
-  cudaEvent_t done = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!free_events_.empty()) {
-      done = free_events_.back();
-      free_events_.pop_back();
-    }
-  }
-  if (!done) DDP_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
-  DDP_CUDA_CHECK(cudaEventRecord(done, stream_));
   // The watchdog is not woken: it polls every few milliseconds, far inside any timeout,
   // and waking it on every step would cost a thread switch per step.
   std::lock_guard<std::mutex> lock(mutex_);
+  cudaEvent_t done = nullptr;
+  if (!free_events_.empty()) {
+    done = free_events_.back();
+    free_events_.pop_back();
+  } else {
+    DDP_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  }
+  DDP_CUDA_CHECK(cudaEventRecord(done, stream_));
   pending_.push_back({done, std::chrono::steady_clock::now(), what});
 }
 

@@ -89,7 +89,8 @@ StepResult Replica::step(const torch::Tensor& images, const torch::Tensor& label
     if (noise) buckets.extras()[kSmallNormSlot].copy_(small_sum * double(micro_batches));
   }
   torch::Tensor extras = buckets.extras();
-  extras[kHealthSlot].copy_(loss.detach() + buckets.sum());
+  torch::Tensor health = extras[kHealthSlot];  // written in place: no temporary and copy
+  at::add_out(health, loss.detach(), buckets.sum());
   if (request_stop) extras[kStopSlot].fill_(1.0);
   const auto backward_done = time_steps_ ? Clock::now() : Clock::time_point{};
   sync_.synchronize();
@@ -150,7 +151,6 @@ void Replica::save_rollback_point() {
     momentum[key] = copy.copy_(buffer);
   }
   rollback_momentum_.swap(momentum);
-  if (unchecked_health_.defined()) unchecked_health_.zero_();
 }
 
 void Replica::rollback() {
@@ -168,7 +168,6 @@ void Replica::rollback() {
     static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer().copy_(copy->second);
     ++it;
   }
-  if (unchecked_health_.defined()) unchecked_health_.zero_();
 }
 
 std::map<std::string, std::string> Replica::save_state() const {

@@ -61,6 +61,7 @@ class Replica {
 
   // A copy, on the device, of the parameters and momentum buffers, and the return to it:
   // the last good state when a deferred check finds that an unchecked step went bad.
+  // Both belong right after a checked step, when no unchecked health value is pending.
   void save_rollback_point();
   void rollback();
 
@@ -71,8 +72,6 @@ class Replica {
   std::string parameters_crc32() const;
 
   SimpleNN& model() { return model_; }
-  torch::optim::SGD& optimizer() { return optimizer_; }
-  GradientSynchronizer& synchronizer() { return sync_; }
   const StepTimes& times() const { return times_; }
   void reset_times() { times_ = {}; }
 
