@@ -1,13 +1,11 @@
 #include "checkpoint/Checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-#include <zlib.h>
-
 #include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "common/Files.h"
 
 namespace ddp {
 namespace {
@@ -16,18 +14,6 @@ namespace fs = std::filesystem;
 constexpr char kMagic[8] = {'D', 'D', 'P', 'C', 'K', 'P', 'T', '1'};
 constexpr const char* kSuffix = ".ddpckpt";
 
-uint32_t crc32_of(const char* data, size_t size) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  // zlib's length is uInt: feed large buffers in pieces.
-  while (size > 0) {
-    const uInt chunk = uInt(std::min<size_t>(size, 1u << 30));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(data), chunk);
-    data += chunk;
-    size -= chunk;
-  }
-  return uint32_t(crc);
-}
-
 void put_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(char(v >> (8 * i)));
 }
@@ -35,13 +21,6 @@ uint64_t get_u64(const std::string& in, size_t at) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= uint64_t(uint8_t(in[at + i])) << (8 * i);
   return v;
-}
-
-void fsync_path(const fs::path& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 int64_t step_of(const fs::path& path) {
@@ -106,17 +85,7 @@ TrainingCheckpoint decode_checkpoint(const std::string& bytes, const std::string
 }
 
 void write_checkpoint(const fs::path& path, const TrainingCheckpoint& checkpoint) {
-  const std::string bytes = encode_checkpoint(checkpoint);
-  const fs::path temporary = path.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(temporary.string() + ": cannot write checkpoint");
-    out.write(bytes.data(), std::streamsize(bytes.size()));
-    if (!out.flush()) throw std::runtime_error(temporary.string() + ": checkpoint write failed");
-  }
-  fsync_path(temporary, O_RDONLY);
-  fs::rename(temporary, path);
-  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), O_RDONLY | O_DIRECTORY);
+  write_file_atomically(path, encode_checkpoint(checkpoint));
 }
 
 TrainingCheckpoint read_checkpoint(const fs::path& path) {

@@ -25,10 +25,15 @@ class Communicator {
   virtual torch::Device device() const = 0;
 
   // In place on a contiguous tensor on device(); every rank must pass the same shape and dtype.
+  // When the call returns, the result is "ready" in the sense of the device's stream order:
+  // on MPI (CPU) the tensor holds it; on NCCL the collective is enqueued on the CUDA stream
+  // that the model's kernels use, so any later kernel sees the result, while a host read
+  // (.item(), .cpu()) waits for it as it waits for any kernel.
   virtual void allreduce(torch::Tensor& tensor, ReduceOp op) = 0;
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
 
   // Host-side control messages (consistency checks, agreement), whatever the backend.
+  // Blocking: each returns with its result on every rank.
   virtual void barrier() = 0;
   virtual std::vector<std::string> allgather(const std::string& value) = 0;
   // Every rank gets the logical OR of `flag` (a stop request, a failure seen on one rank).

@@ -1,10 +1,10 @@
 #pragma once
-// Owns MPI_Init/MPI_Finalize for the process, and makes communicators. Kept apart from
-// Communicator so that the code that trains never sees MPI.
+// Owns MPI_Init/MPI_Finalize for the process, and makes MPI communicators (comm/Backend.h
+// chooses the training backend). Kept apart from Communicator so that the code that
+// trains never sees MPI.
 #include <memory>
 
 #include "comm/Communicator.h"
-#include "config/Config.h"
 
 namespace ddp {
 
@@ -24,7 +24,5 @@ class MpiRuntime {
 std::unique_ptr<Communicator> make_mpi_world_communicator();
 // MPI over this process alone: a world of one, for references inside a multi-rank test.
 std::unique_ptr<Communicator> make_mpi_self_communicator();
-// The backend the config asks for on `device` (auto: NCCL for CUDA, MPI for CPU).
-std::unique_ptr<Communicator> make_communicator(Backend backend, torch::Device device, double timeout_s);
 
 }  // namespace ddp

@@ -13,6 +13,10 @@ struct Split {
   torch::Tensor labels;
   int64_t size() const { return labels.size(0); }
   Split to(torch::Device device) const { return {images.to(device), labels.to(device)}; }
+  // The samples at `indices` (on the split's device): a batch.
+  Split rows(const torch::Tensor& indices) const {
+    return {images.index_select(0, indices), labels.index_select(0, indices)};
+  }
 };
 
 struct Dataset {

@@ -28,7 +28,6 @@ class DistributedSampler {
   torch::Tensor indices(int64_t epoch) const;
   // Identical on every rank, so no rank waits in an all-reduce that others skipped.
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
-  int64_t local_batch() const { return local_batch_; }
   int virtual_ranks() const { return virtual_ranks_; }
   int64_t batch_per_step() const { return local_batch_ * virtual_ranks_; }
   int64_t global_batch() const { return local_batch_ * virtual_ranks_ * world_size_; }

@@ -24,7 +24,6 @@ class GradientNoiseScale {
   double trace_sigma() const;            // S
   // S / |G|^2; empty until a sample arrived or while the smoothed |G|^2 is not positive.
   std::optional<double> b_simple() const;
-  int64_t samples() const { return samples_; }
 
   // The moving averages, for checkpoints.
   struct State {

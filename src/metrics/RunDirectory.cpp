@@ -4,23 +4,19 @@
 #include <ctime>
 
 #include "common/Errors.h"
+#include "common/Files.h"
 
 namespace ddp {
 
 namespace fs = std::filesystem;
 
-void write_file_atomically(const fs::path& path, const std::string& text) {
-  const fs::path temporary = path.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(temporary.string() + ": cannot write");
-    out << text;
-    if (!out.flush()) throw std::runtime_error(temporary.string() + ": write failed");
-  }
-  fs::rename(temporary, path);
+bool RunDirectory::holds_results(const fs::path& path) {
+  std::error_code error;
+  const auto metrics_size = fs::file_size(path / "metrics.jsonl", error);
+  return fs::exists(path / "summary.json") || (!error && metrics_size > 0);
 }
 
-RunDirectory RunDirectory::create(const std::string& requested, bool overwrite) {
+RunDirectory RunDirectory::create(const std::string& requested) {
   fs::path path;
   if (requested.empty()) {
     const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -30,10 +26,6 @@ RunDirectory RunDirectory::create(const std::string& requested, bool overwrite) 
     for (int n = 2; fs::exists(path); ++n) path = fs::path("runs") / (std::string(stamp) + "-" + std::to_string(n));
   } else {
     path = requested;
-    const bool has_results = fs::exists(path / "metrics.jsonl") || fs::exists(path / "summary.json");
-    if (has_results && !overwrite)
-      throw InputError("output.dir: " + path.string() +
-                       " already holds a run's results; pass --overwrite or choose another output.dir");
   }
   std::error_code error;
   fs::create_directories(path, error);

@@ -11,9 +11,12 @@ namespace ddp {
 
 class RunDirectory {
  public:
-  // `requested` empty: a new runs/<timestamp>[-N]/. A directory that already holds a
-  // previous run's results is refused (InputError) unless `overwrite`.
-  static RunDirectory create(const std::string& requested, bool overwrite);
+  // `requested` empty: a new runs/<timestamp>[-N]/. An existing directory is reused as it
+  // is: whether it may be (holds_results) is the caller's question, asked before anything
+  // is written.
+  static RunDirectory create(const std::string& requested);
+  // A summary, or at least one epoch's metrics: what a new run there would destroy.
+  static bool holds_results(const std::filesystem::path& path);
   // An existing run directory continued from a checkpoint: metrics.jsonl keeps the
   // lines of the first `completed_epochs` epochs (later ones came after the checkpoint
   // and will be measured again); the summary goes until the run completes.
@@ -29,8 +32,5 @@ class RunDirectory {
   std::filesystem::path path_;
   std::ofstream metrics_;
 };
-
-// Writes `text` to `path` via a temporary file and a rename, so a reader never sees half a file.
-void write_file_atomically(const std::filesystem::path& path, const std::string& text);
 
 }  // namespace ddp

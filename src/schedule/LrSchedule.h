@@ -19,7 +19,6 @@ class LrSchedule {
   double at(int64_t step) const;
   double peak() const { return peak_; }
   int64_t warmup_steps() const { return warmup_steps_; }
-  int64_t total_steps() const { return total_steps_; }
 
  private:
   LrConfig lr_;

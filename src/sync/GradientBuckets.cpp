@@ -55,19 +55,4 @@ void GradientBuckets::zero() {
   for (auto& buffer : buffers_) buffer.zero_();
 }
 
-torch::Tensor GradientBuckets::flatten() const {
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : parameters_) grads.push_back(p.grad().reshape({-1}));
-  return torch::cat(grads);
-}
-
-void GradientBuckets::unflatten(const torch::Tensor& flat) {
-  TORCH_CHECK(flat.numel() == numel_, "GradientBuckets::unflatten: size mismatch");
-  int64_t offset = 0;
-  for (auto& p : parameters_) {
-    p.mutable_grad().copy_(flat.narrow(0, offset, p.numel()).view(p.sizes()));
-    offset += p.numel();
-  }
-}
-
 }  // namespace ddp

@@ -32,10 +32,6 @@ class GradientBuckets {
   // Sum of all gradient elements (0-dim): NaN or Inf exactly when some gradient is.
   torch::Tensor sum() const;
 
-  // Copies of all gradients into one flat tensor and back: for checks and checkpoints.
-  torch::Tensor flatten() const;
-  void unflatten(const torch::Tensor& flat);
-
  private:
   std::vector<torch::Tensor> parameters_;
   std::vector<torch::Tensor> buffers_;

@@ -6,10 +6,11 @@
 
 #include <chrono>
 
+#include "comm/Backend.h"
 #include "comm/MpiRuntime.h"
 #include "common/Errors.h"
 #include "config/Config.h"
-#include "train/Trainer.h"
+#include "runtime/Device.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ddp-bench-comm: all-reduce time and bandwidth, nccl-tests style"};
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
     if (comm->rank() == 0) fmt::print("# Avg bus bandwidth    : {:.3f} GB/s\n", bus_sum / sizes);
   } catch (const std::exception& e) {
     fmt::print(stderr, "ddp-bench-comm: error: {}\n", e.what());
-    return dynamic_cast<const ddp::InputError*>(&e) ? ddp::kExitBadInput : ddp::kExitFailure;
+    return ddp::exit_code_of(e);
   }
   return 0;
 }

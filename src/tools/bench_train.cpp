@@ -15,13 +15,14 @@
 #include <mutex>
 #include <set>
 
+#include "comm/Backend.h"
 #include "comm/MpiRuntime.h"
 #include "common/Errors.h"
 #include "config/Config.h"
 #include "data/Dataset.h"
 #include "data/DistributedSampler.h"
 #include "train/Replica.h"
-#include "train/Trainer.h"
+#include "runtime/Device.h"
 
 namespace {
 
@@ -110,6 +111,134 @@ ddp::Dataset synthetic_dataset(int64_t samples) {
           {torch::rand({1000, 784}), torch::randint(10, {1000}, torch::kInt64)}};
 }
 
+// Everything one benchmark run holds: the data on the device, a plain model with its
+// optimizer, and the data-parallel replica, each fed the same batch size.
+struct Bench {
+  const ddp::Config& config;
+  torch::Device device;
+  ddp::Communicator& comm;
+  ddp::Dataset dataset;
+  ddp::DistributedSampler sampler;
+  int64_t batch, steps, check_every, noise_every;
+  ddp::SimpleNN plain_model;
+  torch::optim::SGD plain_optimizer;
+  ddp::Replica replica;
+
+  Bench(const ddp::Config& c, torch::Device d, ddp::Communicator& cm, const ddp::Dataset& loaded)
+      : config(c),
+        device(d),
+        comm(cm),
+        // Resident on the device, as in the trainer: a step only gathers rows by index.
+        dataset{loaded.name, loaded.train.to(d), loaded.test.to(d)},
+        sampler(dataset.train.size(), cm.size(), cm.rank(), c.train.local_batch, true, uint64_t(c.train.seed),
+                c.train.remainder),
+        batch(c.train.local_batch),
+        steps(sampler.steps_per_epoch()),
+        check_every(ddp::resolve_check_every(c, d)),
+        noise_every(std::max<int64_t>(1, c.metrics.noise_scale_every)),
+        plain_model(ddp::make_simple_nn(uint64_t(c.train.seed))),
+        plain_optimizer(plain_model->parameters(), torch::optim::SGDOptions(c.optim.base_lr)),
+        replica(c, cm, d) {
+    plain_model->to(device);
+  }
+
+  // One epoch of Replica steps; `measure_noise` adds the noise-scale measurement every
+  // metrics.noise_scale_every steps, as the trainer does.
+  double ddp_epoch(int64_t epoch, bool measure_noise) {
+    const torch::Tensor order = sampler.indices(epoch).to(device);
+    ddp::NoiseSample sample;
+    wait_for_device(device);
+    const auto start = Clock::now();
+    for (int64_t s = 0; s < steps; ++s) {
+      ddp::StepOptions options;
+      options.lr = config.optim.base_lr;
+      options.noise = measure_noise && s % noise_every == 0 ? &sample : nullptr;
+      options.check = (s + 1) % check_every == 0 || s + 1 == steps;
+      replica.step(dataset.train.rows(order.narrow(0, s * batch, batch)), options);
+    }
+    wait_for_device(device);
+    return since(start);
+  }
+
+  void print_op_counts() {
+    const ddp::Split x = dataset.train.rows(sampler.indices(0).narrow(0, 0, batch).to(device));
+    const OpCount plain = count_kernel_ops([&] {
+      plain_optimizer.zero_grad();
+      torch::nn::functional::cross_entropy(plain_model->forward(x.images), x.labels).backward();
+      plain_optimizer.step();
+    });
+    ddp::NoiseSample sample;
+    const double lr = config.optim.base_lr;
+    const OpCount unchecked = count_kernel_ops([&] { replica.step(x, {lr, nullptr, false, false}); });
+    const OpCount checked = count_kernel_ops([&] { replica.step(x, {lr}); });
+    const OpCount noise = count_kernel_ops([&] { replica.step(x, {lr, &sample, false, false}); });
+    if (comm.rank() != 0) return;
+    fmt::print("# kernel-launching ATen operators per step (each is at least one GPU kernel launch):\n");
+    fmt::print("#   plain LibTorch step: {:3d}:{}\n", plain.kernels, describe(plain));
+    fmt::print("#   ddp step, flags not read: {:3d}:{}\n", unchecked.kernels, describe(unchecked));
+    fmt::print("#   ddp step, flags read: {:3d}; with the noise measurement: {:3d}\n", checked.kernels, noise.kernels);
+  }
+
+  // This rank's figures over `rounds` interleaved epochs of each kind.
+  struct Rates {
+    double plain, ddp, comm_share, noise, plain_seconds, ddp_seconds;
+  };
+  Rates measure(int rounds) {
+    double plain_seconds = 0, ddp_seconds = 0, noise_seconds = 0;
+    plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps / 10, 0);  // warm caches and allocator
+    ddp::StepTimes times;
+    for (int round = 0; round < rounds; ++round) {
+      comm.barrier();
+      plain_seconds += plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps, round);
+      comm.barrier();
+      replica.reset_times();
+      ddp_seconds += ddp_epoch(round, false);
+      times.comm_seconds += replica.times().comm_seconds;
+      times.compute_seconds += replica.times().compute_seconds;
+      comm.barrier();
+      noise_seconds += ddp_epoch(round, true);
+    }
+    const double samples = double(rounds * steps * batch);
+    const double timed = times.comm_seconds + times.compute_seconds;  // 0 on a GPU: not timed there
+    return {samples / plain_seconds, samples / ddp_seconds, timed > 0 ? times.comm_seconds / timed : 0.0,
+            samples / noise_seconds, plain_seconds, ddp_seconds};
+  }
+
+  // Rank 0 prints a row per rank, the total, and one RESULT line for scripts.
+  void print(const Rates& mine, int rounds) {
+    torch::Tensor total = torch::tensor({mine.plain, mine.ddp, mine.comm_share, mine.noise}, torch::kFloat64)
+                              .to(comm.device());
+    comm.allreduce(total, ddp::ReduceOp::Sum);
+    total = total.cpu();
+    const auto all = comm.allgather(fmt::format("{:.0f} {:.0f} {:.3f} {:.0f}", mine.plain, mine.ddp,
+                                                mine.comm_share, mine.noise));
+    if (comm.rank() != 0) return;
+    fmt::print("# {} ranks, {} ({}, {}), {} samples, local batch {}, {} steps/epoch, {} rounds, {} thread(s)/rank, "
+               "flags read every {} steps, noise scale every {} steps\n",
+               comm.size(), dataset.name, device.str(), comm.backend_name(), dataset.train.size(), batch, steps,
+               rounds, config.runtime.threads, check_every, noise_every);
+    if (device.is_cuda()) fmt::print("# all-reduce share: not timed on the GPU (host clocks would time launches)\n");
+    fmt::print("{:>5} {:>12} {:>12} {:>10} {:>11} {:>14} {:>15}\n", "rank", "plain_sps", "ddp_sps", "ddp/plain",
+               "allreduce%", "ddp+noise_sps", "noise_overhead%");
+    auto row = [](const std::string& who, double p, double d, double c, double n) {
+      fmt::print("{:>5} {:>12.0f} {:>12.0f} {:>10.3f} {:>10.1f}% {:>14.0f} {:>14.1f}%\n", who, p, d, d / p, 100 * c, n,
+                 100 * (d / n - 1));
+    };
+    for (int r = 0; r < comm.size(); ++r) {
+      double p = 0, d = 0, c = 0, n = 0;
+      std::sscanf(all[r].c_str(), "%lf %lf %lf %lf", &p, &d, &c, &n);
+      row(std::to_string(r), p, d, c, n);
+    }
+    const double plain_total = total[0].item<double>(), ddp_total = total[1].item<double>(),
+                 comm_share = total[2].item<double>() / comm.size(), noise_total = total[3].item<double>();
+    row("total", plain_total, ddp_total, comm_share, noise_total);
+    fmt::print("RESULT ranks={} device={} ddp_total_sps={:.0f} plain_per_rank_sps={:.0f} ddp_vs_plain={:.3f} "
+               "allreduce_share={:.3f} noise_overhead={:.3f} ddp_epoch_ms={:.2f} plain_epoch_ms={:.2f}\n",
+               comm.size(), device.str(), ddp_total, plain_total / comm.size(), ddp_total / plain_total, comm_share,
+               ddp_total / noise_total - 1, 1e3 * mine.ddp_seconds / rounds, 1e3 * mine.plain_seconds / rounds);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,116 +260,20 @@ int main(int argc, char** argv) {
   ddp::MpiRuntime mpi(&argc, &argv);
   try {
     const ddp::Config config = ddp::load_config(config_path, overrides);
+    if (config.train.virtual_ranks != 1)
+      throw ddp::InputError("train.virtual_ranks: must be 1 here (the benchmark times one rank's step against a plain "
+                            "loop on the same batch)");
     ddp::set_compute_threads(int(config.runtime.threads));
     const torch::Device device = ddp::resolve_device(config.device);
     auto comm = ddp::make_communicator(config.comm.backend, device, config.comm.timeout_s);
-    const ddp::Dataset loaded = synthetic > 0 ? synthetic_dataset(synthetic)
-                                              : ddp::load_dataset(config.data.name, config.data.dir,
-                                                                  config.data.normalize);
-    // Resident on the device, as in the trainer: a step only gathers rows by index.
-    const ddp::Dataset dataset{loaded.name, loaded.train.to(device), loaded.test.to(device)};
-    const int64_t check_every = ddp::resolve_check_every(config, device);
-    const int64_t batch = config.train.local_batch;
-    ddp::DistributedSampler sampler(dataset.train.size(), comm->size(), comm->rank(), batch, true,
-                                    uint64_t(config.train.seed), config.train.remainder);
-    const int64_t steps = sampler.steps_per_epoch();
-
-    ddp::SimpleNN plain_model = ddp::make_simple_nn(uint64_t(config.train.seed));
-    plain_model->to(device);
-    torch::optim::SGD plain_optimizer(plain_model->parameters(), torch::optim::SGDOptions(config.optim.base_lr));
-    ddp::Replica replica(config, *comm, device);
-
-    // One epoch of Replica steps; `measure_noise` adds the noise-scale measurement every
-    // metrics.noise_scale_every steps, as the trainer does.
-    const int64_t noise_every = std::max<int64_t>(1, config.metrics.noise_scale_every);
-    auto ddp_epoch = [&](int64_t epoch, bool measure_noise) {
-      const torch::Tensor order = sampler.indices(epoch).to(device);
-      ddp::NoiseSample sample;
-      wait_for_device(device);
-      const auto start = Clock::now();
-      for (int64_t s = 0; s < steps; ++s) {
-        const torch::Tensor idx = order.narrow(0, s * batch, batch);
-        replica.step(dataset.train.images.index_select(0, idx), dataset.train.labels.index_select(0, idx),
-                     config.optim.base_lr, 1, measure_noise && s % noise_every == 0 ? &sample : nullptr, false,
-                     (s + 1) % check_every == 0 || s + 1 == steps);
-      }
-      wait_for_device(device);
-      return since(start);
-    };
-    if (count_ops) {
-      const torch::Tensor idx = sampler.indices(0).narrow(0, 0, batch).to(device);
-      const torch::Tensor x = dataset.train.images.index_select(0, idx), y = dataset.train.labels.index_select(0, idx);
-      const OpCount plain = count_kernel_ops([&] {
-        plain_optimizer.zero_grad();
-        torch::nn::functional::cross_entropy(plain_model->forward(x), y).backward();
-        plain_optimizer.step();
-      });
-      const OpCount unchecked = count_kernel_ops([&] { replica.step(x, y, config.optim.base_lr, 1, nullptr, false, false); });
-      const OpCount checked = count_kernel_ops([&] { replica.step(x, y, config.optim.base_lr); });
-      ddp::NoiseSample sample;
-      const OpCount noise = count_kernel_ops([&] { replica.step(x, y, config.optim.base_lr, 1, &sample, false, false); });
-      if (comm->rank() == 0) {
-        fmt::print("# kernel-launching ATen operators per step (each is at least one GPU kernel launch):\n");
-        fmt::print("#   plain LibTorch step: {:3d}:{}\n", plain.kernels, describe(plain));
-        fmt::print("#   ddp step, flags not read: {:3d}:{}\n", unchecked.kernels, describe(unchecked));
-        fmt::print("#   ddp step, flags read: {:3d}; with the noise measurement: {:3d}\n", checked.kernels, noise.kernels);
-      }
-    }
-    double plain_seconds = 0, ddp_seconds = 0, noise_seconds = 0;
-    plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps / 10, 0);  // warm caches and allocator
-    ddp::StepTimes times;
-    for (int round = 0; round < rounds; ++round) {
-      comm->barrier();
-      plain_seconds += plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps, round);
-      comm->barrier();
-      replica.reset_times();
-      ddp_seconds += ddp_epoch(round, false);
-      times.comm_seconds += replica.times().comm_seconds;
-      times.compute_seconds += replica.times().compute_seconds;
-      comm->barrier();
-      noise_seconds += ddp_epoch(round, true);
-    }
-    const double samples = double(rounds * steps * batch);
-    const double plain_rate = samples / plain_seconds, ddp_rate = samples / ddp_seconds,
-                 noise_rate = samples / noise_seconds;
-    const double timed = times.comm_seconds + times.compute_seconds;  // 0 on a GPU: not timed there
-    const double comm_share = timed > 0 ? times.comm_seconds / timed : 0.0;
-
-    torch::Tensor total =
-        torch::tensor({plain_rate, ddp_rate, comm_share, noise_rate}, torch::kFloat64).to(comm->device());
-    comm->allreduce(total, ddp::ReduceOp::Sum);
-    total = total.cpu();
-    const auto all =
-        comm->allgather(fmt::format("{:.0f} {:.0f} {:.3f} {:.0f}", plain_rate, ddp_rate, comm_share, noise_rate));
-    if (comm->rank() == 0) {
-      fmt::print("# {} ranks, {} ({}, {}), {} samples, local batch {}, {} steps/epoch, {} rounds, {} thread(s)/rank, "
-                 "flags read every {} steps, noise scale every {} steps\n",
-                 comm->size(), dataset.name, device.str(), comm->backend_name(), dataset.train.size(), batch, steps,
-                 rounds, config.runtime.threads, check_every, noise_every);
-      if (device.is_cuda()) fmt::print("# all-reduce share: not timed on the GPU (host clocks would time launches)\n");
-      fmt::print("{:>5} {:>12} {:>12} {:>10} {:>11} {:>14} {:>15}\n", "rank", "plain_sps", "ddp_sps", "ddp/plain",
-                 "allreduce%", "ddp+noise_sps", "noise_overhead%");
-      auto row = [](const std::string& who, double p, double d, double c, double n) {
-        fmt::print("{:>5} {:>12.0f} {:>12.0f} {:>10.3f} {:>10.1f}% {:>14.0f} {:>14.1f}%\n", who, p, d, d / p, 100 * c, n,
-                   100 * (d / n - 1));
-      };
-      for (int r = 0; r < comm->size(); ++r) {
-        double p = 0, d = 0, c = 0, n = 0;
-        std::sscanf(all[r].c_str(), "%lf %lf %lf %lf", &p, &d, &c, &n);
-        row(std::to_string(r), p, d, c, n);
-      }
-      const double plain_total = total[0].item<double>(), ddp_total = total[1].item<double>(),
-                   noise_total = total[3].item<double>();
-      row("total", plain_total, ddp_total, total[2].item<double>() / comm->size(), noise_total);
-      fmt::print("RESULT ranks={} device={} ddp_total_sps={:.0f} plain_per_rank_sps={:.0f} ddp_vs_plain={:.3f} "
-                 "allreduce_share={:.3f} noise_overhead={:.3f} ddp_epoch_ms={:.2f} plain_epoch_ms={:.2f}\n",
-                 comm->size(), device.str(), ddp_total, plain_total / comm->size(), ddp_total / plain_total,
-                 total[2].item<double>() / comm->size(), ddp_total / noise_total - 1, 1e3 * ddp_seconds / rounds,
-                 1e3 * plain_seconds / rounds);
-    }
+    Bench bench(config, device, *comm,
+                synthetic > 0 ? synthetic_dataset(synthetic)
+                              : ddp::load_dataset(config.data.name, config.data.dir, config.data.normalize));
+    if (count_ops) bench.print_op_counts();
+    bench.print(bench.measure(rounds), rounds);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "ddp-bench-train: error: {}\n", e.what());
-    return dynamic_cast<const ddp::InputError*>(&e) ? ddp::kExitBadInput : ddp::kExitFailure;
+    fmt::print(stderr, "ddp-bench-train: error: {}\n", ddp::message_of(e));
+    return ddp::exit_code_of(e);
   }
   return 0;
 }

@@ -1,9 +1,11 @@
 #include "train/Replica.h"
 
-#include <zlib.h>
+#include <fmt/core.h>
 
 #include <cmath>
 #include <sstream>
+
+#include "common/Files.h"
 
 namespace ddp {
 namespace {
@@ -43,6 +45,7 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 
 Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
     : model_(build_model(config, device)),
+      micro_batches_(int(config.train.virtual_ranks)),
       optimizer_(model_->parameters(), sgd_options(config)),
       sync_(comm, model_->parameters(), size_t(config.comm.bucket_mb * 1024 * 1024), kExtraSlots),
       // Host timestamps only measure work on the CPU; on a GPU they would time kernel launches.
@@ -50,79 +53,31 @@ Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
   sync_.broadcast_parameters(0);
 }
 
-StepResult Replica::step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches,
-                         NoiseSample* noise, bool request_stop, bool check) {
+StepResult Replica::step(const Split& batch, const StepOptions& options) {
   const auto start = time_steps_ ? Clock::now() : Clock::time_point{};
   GradientBuckets& buckets = sync_.buckets();
   sync_.zero_grad();
-  torch::Tensor loss;
-  if (micro_batches == 1) {
-    loss = torch::nn::functional::cross_entropy(model_->forward(images), labels);
-    loss.backward();
-    if (noise) buckets.extras()[kSmallNormSlot].copy_(buckets.squared_norm());
-  } else {
-    const int64_t micro = images.size(0) / micro_batches;
-    loss = torch::zeros({}, images.options());
-    // Each micro-batch's own gradient is the increment it adds to the buckets; the
-    // noise measurement keeps a copy of the buckets to take it.
-    std::vector<torch::Tensor> before;
-    torch::Tensor small_sum;
-    if (noise) {
-      for (auto& buffer : buckets.buffers()) before.push_back(buffer.clone());
-      small_sum = torch::zeros({}, images.options());
-    }
-    for (int j = 0; j < micro_batches; ++j) {
-      torch::Tensor part = torch::nn::functional::cross_entropy(model_->forward(images.narrow(0, j * micro, micro)),
-                                                                labels.narrow(0, j * micro, micro)) /
-                           double(micro_batches);
-      part.backward();
-      loss += part.detach();
-      if (noise) {
-        for (size_t b = 0; b < before.size(); ++b) {
-          torch::Tensor increment = buckets.buffers()[b] - before[b];
-          small_sum += at::dot(increment, increment);
-          before[b].copy_(buckets.buffers()[b]);
-        }
-      }
-    }
-    // Increments are g_j / v: the mean of |g_j|^2 over j is v * sum |increment|^2.
-    if (noise) buckets.extras()[kSmallNormSlot].copy_(small_sum * double(micro_batches));
-  }
+  const torch::Tensor loss = micro_batches_ == 1 ? backward(batch, options.noise != nullptr)
+                                                 : backward_micro_batches(batch, options.noise != nullptr);
   torch::Tensor extras = buckets.extras();
   torch::Tensor health = extras[kHealthSlot];  // written in place: no temporary and copy
-  at::add_out(health, loss.detach(), buckets.sum());
-  if (request_stop) extras[kStopSlot].fill_(1.0);
+  at::add_out(health, loss, buckets.sum());
+  if (options.request_stop) extras[kStopSlot].fill_(1.0);
   const auto backward_done = time_steps_ ? Clock::now() : Clock::time_point{};
   sync_.synchronize();
   const auto synced = time_steps_ ? Clock::now() : Clock::time_point{};
 
   StepResult result;
-  result.loss = loss.detach();
-  if (noise) {
-    noise->small_squared_norm = extras[kSmallNormSlot].clone();
-    noise->big_squared_norm = buckets.squared_norm();
+  result.loss = loss;
+  if (options.noise) {
+    options.noise->small_squared_norm = extras[kSmallNormSlot].clone();
+    options.noise->big_squared_norm = buckets.squared_norm();
   }
-  if (!check) {
-    // One accumulator remembers every unchecked step: adding 0 x health adds 0 for a finite
-    // value and NaN for NaN/Inf, so a long run of large finite values cannot overflow into a
-    // false alarm.
-    if (!unchecked_health_.defined()) unchecked_health_ = torch::zeros({}, extras.options());
-    unchecked_health_.add_(extras[kHealthSlot], /*alpha=*/0);
-  } else {
-    if (unchecked_health_.defined()) {
-      extras[kHealthSlot].add_(unchecked_health_);
-      unchecked_health_.zero_();
-    }
-    // A CPU tensor is read in place; a GPU one costs one small copy (and a synchronisation).
-    const torch::Tensor flags = extras.is_cpu() ? extras : extras.cpu();
-    const float* slot = flags.data_ptr<float>();
-    result.checked = true;
-    result.nonfinite = !std::isfinite(slot[kHealthSlot]);
-    result.stop_requested = slot[kStopSlot] > 0.0f;
-  }
+  if (options.check) read_flags(result);
+  else remember_unchecked_health();
   if (!result.nonfinite) {
     for (auto& group : optimizer_.param_groups())
-      static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+      static_cast<torch::optim::SGDOptions&>(group.options()).lr(options.lr);
     optimizer_.step();
   }
   if (time_steps_) {
@@ -131,6 +86,66 @@ StepResult Replica::step(const torch::Tensor& images, const torch::Tensor& label
     times_.comm_seconds += seconds_between(backward_done, synced);
   }
   return result;
+}
+
+torch::Tensor Replica::backward(const Split& batch, bool measure_noise) {
+  torch::Tensor loss = torch::nn::functional::cross_entropy(model_->forward(batch.images), batch.labels);
+  loss.backward();
+  GradientBuckets& buckets = sync_.buckets();
+  if (measure_noise) buckets.extras()[kSmallNormSlot].copy_(buckets.squared_norm());
+  return loss.detach();
+}
+
+torch::Tensor Replica::backward_micro_batches(const Split& batch, bool measure_noise) {
+  GradientBuckets& buckets = sync_.buckets();
+  const int64_t micro = batch.size() / micro_batches_;
+  torch::Tensor loss = torch::zeros({}, batch.images.options());
+  // Each micro-batch's own gradient is the increment it adds to the buckets; the
+  // noise measurement keeps a copy of the buckets to take it.
+  std::vector<torch::Tensor> before;
+  torch::Tensor small_sum;
+  if (measure_noise) {
+    for (auto& buffer : buckets.buffers()) before.push_back(buffer.clone());
+    small_sum = torch::zeros({}, batch.images.options());
+  }
+  for (int j = 0; j < micro_batches_; ++j) {
+    torch::Tensor part = torch::nn::functional::cross_entropy(model_->forward(batch.images.narrow(0, j * micro, micro)),
+                                                              batch.labels.narrow(0, j * micro, micro)) /
+                         double(micro_batches_);
+    part.backward();
+    loss += part.detach();
+    for (size_t b = 0; b < before.size(); ++b) {
+      torch::Tensor increment = buckets.buffers()[b] - before[b];
+      small_sum += at::dot(increment, increment);
+      before[b].copy_(buckets.buffers()[b]);
+    }
+  }
+  // Increments are g_j / v: the mean of |g_j|^2 over j is v * sum |increment|^2.
+  if (measure_noise) buckets.extras()[kSmallNormSlot].copy_(small_sum * double(micro_batches_));
+  return loss;
+}
+
+void Replica::remember_unchecked_health() {
+  // One accumulator remembers every unchecked step: adding 0 x health adds 0 for a finite
+  // value and NaN for NaN/Inf, so a long run of large finite values cannot overflow into a
+  // false alarm.
+  torch::Tensor extras = sync_.buckets().extras();
+  if (!unchecked_health_.defined()) unchecked_health_ = torch::zeros({}, extras.options());
+  unchecked_health_.add_(extras[kHealthSlot], /*alpha=*/0);
+}
+
+void Replica::read_flags(StepResult& result) {
+  torch::Tensor extras = sync_.buckets().extras();
+  if (unchecked_health_.defined()) {
+    extras[kHealthSlot].add_(unchecked_health_);
+    unchecked_health_.zero_();
+  }
+  // A CPU tensor is read in place; a GPU one costs one small copy (and a synchronisation).
+  const torch::Tensor flags = extras.is_cpu() ? extras : extras.cpu();
+  const float* slot = flags.data_ptr<float>();
+  result.checked = true;
+  result.nonfinite = !std::isfinite(slot[kHealthSlot]);
+  result.stop_requested = slot[kStopSlot] > 0.0f;
 }
 
 void Replica::save_rollback_point() {
@@ -202,14 +217,12 @@ void Replica::load_state(const std::map<std::string, std::string>& blobs) {
 }
 
 std::string Replica::parameters_crc32() const {
-  uLong crc = crc32(0L, Z_NULL, 0);
+  uint32_t crc = 0;
   for (const auto& p : model_->parameters()) {
     const torch::Tensor host = p.detach().cpu().contiguous();
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(host.data_ptr()), uInt(host.numel() * host.element_size()));
+    crc = crc32_of(host.data_ptr(), size_t(host.numel() * host.element_size()), crc);
   }
-  char text[16];
-  std::snprintf(text, sizeof(text), "%08lx", static_cast<unsigned long>(crc));
-  return text;
+  return fmt::format("{:08x}", crc);
 }
 
 }  // namespace ddp

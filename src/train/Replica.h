@@ -1,6 +1,6 @@
 #pragma once
 // One rank's copy of the model with its optimizer and gradient synchroniser: the unit
-// that takes a data-parallel SGD step. The equivalence tests drive this same class.
+// that takes a data-parallel SGD step. The Trainer and the benchmarks drive this same class.
 #include <torch/torch.h>
 
 #include <chrono>
@@ -11,6 +11,7 @@
 
 #include "comm/Communicator.h"
 #include "config/Config.h"
+#include "data/Dataset.h"
 #include "model/SimpleNN.h"
 #include "sync/GradientSynchronizer.h"
 
@@ -29,6 +30,14 @@ struct StepTimes {
   double comm_seconds = 0;     // gradient all-reduce
 };
 
+// What one step does besides forward, backward, all-reduce and update.
+struct StepOptions {
+  double lr = 0;
+  NoiseSample* noise = nullptr;  // set: measure the gradient noise into it
+  bool request_stop = false;     // this rank asks every rank to stop after this step
+  bool check = true;             // read the agreed flags (see Replica::step)
+};
+
 struct StepResult {
   torch::Tensor loss;           // this rank's mean loss (0-dim, on the device)
   bool checked = false;         // the agreed flags were read; the two below mean nothing otherwise
@@ -44,20 +53,19 @@ class Replica {
   Replica(const Config& config, Communicator& comm, torch::Device device);
 
   // Forward and backward on this rank's batch, the gradient average across ranks, and
-  // one SGD step at `lr`. With `micro_batches` = v > 1 the batch holds v virtual ranks'
-  // equal micro-batches, each back-propagated in turn with its loss scaled by 1/v, so
-  // the accumulated gradient is their mean, as v real ranks' all-reduce would make it.
-  // With `noise` set, also measures the gradient noise (the raw data-loss gradient,
-  // before weight decay and momentum). Health and stop flags ride in the same
-  // all-reduce, so every rank learns of a NaN or a stop request on any rank at no cost,
-  // and no rank applies an update that another refuses.
+  // one SGD step at `options.lr`. With train.virtual_ranks = v > 1 the batch holds v
+  // virtual ranks' equal micro-batches, each back-propagated in turn with its loss scaled
+  // by 1/v, so the accumulated gradient is their mean, as v real ranks' all-reduce would
+  // make it. With `options.noise` set, also measures the gradient noise (the raw
+  // data-loss gradient, before weight decay and momentum). Health and stop flags ride in
+  // the same all-reduce, so every rank learns of a NaN or a stop request on any rank at no
+  // cost, and no rank applies an update that another refuses.
   //
-  // With `check` false the flags are not read, which on a GPU keeps the host from
+  // With `options.check` false the flags are not read, which on a GPU keeps the host from
   // waiting for the step: the update is applied whatever it holds, and a NaN/Inf is
   // remembered on the device until the next checked step reports it. The caller then
   // returns to its last rollback point.
-  StepResult step(const torch::Tensor& images, const torch::Tensor& labels, double lr, int micro_batches = 1,
-                  NoiseSample* noise = nullptr, bool request_stop = false, bool check = true);
+  StepResult step(const Split& batch, const StepOptions& options);
 
   // A copy, on the device, of the parameters and momentum buffers, and the return to it:
   // the last good state when a deferred check finds that an unchecked step went bad.
@@ -72,11 +80,21 @@ class Replica {
   std::string parameters_crc32() const;
 
   SimpleNN& model() { return model_; }
+  const SimpleNN& model() const { return model_; }
   const StepTimes& times() const { return times_; }
   void reset_times() { times_ = {}; }
 
  private:
+  // Forward and backward into the buckets; the loss (detached). With `measure_noise`, the
+  // small-batch squared gradient norm goes into its extra slot.
+  torch::Tensor backward(const Split& batch, bool measure_noise);
+  torch::Tensor backward_micro_batches(const Split& batch, bool measure_noise);
+  // Unchecked: keep a NaN/Inf of this step for the next check. Checked: read the agreed flags.
+  void remember_unchecked_health();
+  void read_flags(StepResult& result);
+
   SimpleNN model_;
+  int micro_batches_;  // train.virtual_ranks
   torch::optim::SGD optimizer_;
   GradientSynchronizer sync_;
   StepTimes times_;

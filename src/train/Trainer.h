@@ -1,77 +1,133 @@
 #pragma once
 // The training loop: epochs of sharded steps, evaluation, metrics, checkpoints, and the
 // agreed stops (a signal, a step budget, a non-finite value). It sees the Communicator
-// interface only; which backend sits behind it was decided in main.
+// interface only; which backend sits behind it was decided in set-up (train/Setup.h).
+//
+//   run:  for each epoch: begin_epoch, run_steps (take_step ...), end_epoch
+//         (evaluate, metrics, checkpoint); then the summary.
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <functional>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "checkpoint/Checkpoint.h"
 #include "comm/Communicator.h"
 #include "config/Config.h"
 #include "data/Dataset.h"
+#include "data/DistributedSampler.h"
+#include "metrics/NoiseScale.h"
+#include "metrics/Progress.h"
 #include "metrics/RunDirectory.h"
+#include "schedule/LrSchedule.h"
+#include "train/Replica.h"
+#include "train/TrainingState.h"
 
 namespace ddp {
 
 enum class Outcome {
   Completed,  // all epochs trained
-  Stopped,    // a stop signal or train.stop_after_steps: checkpointed, resumable
+  Stopped,    // a stop request or train.stop_after_steps: checkpointed, resumable
   NonFinite,  // NaN/Inf with train.on_nonfinite=stop: last good state checkpointed
 };
 
 struct TrainingResult {
   Outcome outcome = Outcome::Completed;
-  int64_t step = 0;  // steps done
+  int64_t step = 0;  // steps done; NonFinite: the last good state's step
   // NonFinite: the step whose check found the NaN/Inf. With deferred checks (train.check_every
   // > 1) it appeared in one of the steps from `step` (the last good state) to this one.
   int64_t nonfinite_step = -1;
   int64_t check_every = 1;
   double final_test_accuracy = 0;
   double final_test_loss = 0;
-  double final_train_loss = 0;
   double samples_per_second = 0;
   double wall_seconds = 0;
-  nlohmann::json final_b_simple;  // the gradient noise scale, or null where not measured
-  std::string checkpoint;         // the last checkpoint written (rank 0), if any
-  nlohmann::json summary;
+  std::string checkpoint;  // the last checkpoint written (rank 0), if any
+  nlohmann::json summary;  // as in summary.json (every rank); null when Stopped
+};
+
+// Where rank 0 writes; null on the other ranks, and wherever nothing should be written.
+struct TrainerOutputs {
+  RunDirectory* run_dir = nullptr;
+  CheckpointStore* checkpoints = nullptr;
 };
 
 class Trainer {
  public:
-  // `run_dir` and `checkpoints` are set on rank 0 only: the other ranks write nothing.
-  // `resume_from`, on every rank, is the checkpoint to continue from.
-  Trainer(const Config& config, Communicator& comm, Dataset dataset, torch::Device device, RunDirectory* run_dir,
-          CheckpointStore* checkpoints, std::optional<TrainingCheckpoint> resume_from = std::nullopt);
-  TrainingResult run();
+  // Builds the replica (rank 0's parameters on every rank) and the data order. Collective:
+  // every rank of `comm` constructs its Trainer together.
+  Trainer(const Config& config, Communicator& comm, const Dataset& dataset, torch::Device device,
+          TrainerOutputs outputs = {});
+
+  // Continue from `checkpoint` (on every rank) instead of step 0; before run().
+  void resume(const TrainingCheckpoint& checkpoint);
+
+  // Trains to the end or to an agreed stop. `stop_requested` is asked every step: true on
+  // any rank stops every rank together at the next flag check, with a checkpoint.
+  TrainingResult run(const std::function<bool()>& stop_requested = {});
+
+  SimpleNN& model() { return replica_.model(); }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  // The epoch in progress.
+  struct EpochProgress {
+    int64_t epoch = 0;
+    int64_t first_step = 0;   // its first step on this process (> 0 when resumed mid-epoch)
+    int64_t s = 0;            // its steps done
+    torch::Tensor loss_sum;   // of the applied steps, on the device: read once an epoch
+    int64_t counted = 0;      // applied steps
+    double lr = 0;            // of the last step taken
+    Clock::time_point start;
+    torch::Tensor order;      // this rank's sample order for the epoch
+  };
+  // With deferred checks, where a NaN found at a check sends the loop back to.
+  struct RollbackPoint {
+    int64_t step = 0, step_in_epoch = 0, counted = 0;
+    torch::Tensor loss_sum;
+    size_t noise_samples = 0;
+  };
+
+  void announce();
+  EpochProgress begin_epoch();
+  void run_steps(EpochProgress& e, const std::function<bool()>& stop_requested);
+  StepResult take_step(EpochProgress& e, bool checkpoint_due, const std::function<bool()>& stop_requested);
+  void keep_rollback_point(const EpochProgress& e, int64_t step_in_epoch);
+  void roll_back(EpochProgress& e);
+  void end_epoch(EpochProgress& e);
+  void end_interrupted_epoch(const EpochProgress& e);
+  void add_epoch_times(double seconds);  // the epoch in progress, into the totals
+  void write_metrics(const EpochProgress& e, double train_loss, double test_loss, double test_accuracy,
+                     double samples_per_second);
+  void flush_noise();
+  // Every rank calls it at the same step (decisions are agreed); rank 0 writes.
+  void save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum);
+  TrainingPosition position_in(const EpochProgress& e, int64_t step_in_epoch) const;
+  TrainingResult finish(double wall_seconds);
+  nlohmann::json summary(const TrainingResult& result) const;
+
   const Config& config_;
   Communicator& comm_;
-  Dataset dataset_;
   torch::Device device_;
-  RunDirectory* run_dir_;
-  CheckpointStore* checkpoints_;
-  std::optional<TrainingCheckpoint> resume_from_;
+  TrainerOutputs out_;
+  std::string dataset_name_;
+  Split train_, test_;  // resident on the device: a step only gathers rows by index
+  DistributedSampler sampler_;
+  LrSchedule schedule_;
+  Replica replica_;
+  Progress progress_;
+  std::optional<GradientNoiseScale> noise_scale_;
+  std::vector<NoiseSample> noise_samples_;  // measured, not yet read from the device
+  int64_t check_every_;
+  std::vector<std::string> hosts_;  // every rank's host name, in rank order
+  TrainingPosition pos_;            // step and epoch live; times and losses of completed epochs
+  RollbackPoint good_;
+  Outcome outcome_ = Outcome::Completed;
+  int64_t nonfinite_step_ = -1;
+  std::string last_checkpoint_;
 };
-
-// Throws InputError when `checkpoint` cannot continue this run: a different simulated
-// world (ranks x virtual ranks) or local batch would silently change the experiment, and
-// so would a different training set size or a different value of any key outside the
-// few a resume may change.
-void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config& config, int world_size,
-                             int64_t train_samples, const std::string& source);
-
-// train.check_every=0 (auto): every step on CPU, where reading the flags is free; every
-// 50th on CUDA, where each read makes the host wait for the GPU.
-int64_t resolve_check_every(const Config& config, torch::Device device);
-
-// device=auto resolves to CUDA when this LibTorch has it and a GPU is visible.
-torch::Device resolve_device(Device requested);
-
-// One intra-op and BLAS thread per rank unless configured: N ranks on N cores must not
-// oversubscribe them. Sets OpenBLAS's own pool too, which LibTorch does not control.
-void set_compute_threads(int threads);
 
 }  // namespace ddp

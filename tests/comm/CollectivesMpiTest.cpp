@@ -64,12 +64,21 @@ TEST_F(Collectives, SynchronizerAveragesGradientsAcrossBuckets) {
   SimpleNN model = make_simple_nn(0);
   GradientSynchronizer sync(*comm, model->parameters(), 8192);  // several buckets
   ASSERT_GT(sync.buckets().buffers().size(), 1u);
-  const torch::Tensor mine = torch::arange(sync.buckets().numel(), torch::kFloat32).remainder(97) * (rank() + 1);
-  sync.buckets().unflatten(mine);
+  // Each rank writes (rank + 1) x a pattern through the parameters' .grad() views.
+  auto pattern = [](const torch::Tensor& p, int64_t offset) {
+    return (torch::arange(p.numel(), torch::kFloat32) + float(offset)).remainder(97).view(p.sizes());
+  };
+  int64_t offset = 0;
+  for (auto& p : model->parameters()) {
+    p.grad().copy_(pattern(p, offset) * float(rank() + 1));
+    offset += p.numel();
+  }
   sync.synchronize();
-  const torch::Tensor expected = torch::arange(sync.buckets().numel(), torch::kFloat32).remainder(97) *
-                                 float(size() + 1) / 2.0f;
-  EXPECT_TRUE(torch::allclose(sync.buckets().flatten(), expected, 1e-6, 1e-5));
+  offset = 0;
+  for (auto& p : model->parameters()) {
+    EXPECT_TRUE(torch::allclose(p.grad(), pattern(p, offset) * float(size() + 1) / 2.0f, 1e-6, 1e-5));
+    offset += p.numel();
+  }
 }
 
 TEST_F(Collectives, ReplicasStartIdenticalWhateverTheirSeed) {

@@ -8,8 +8,7 @@
 #include "comm/MpiRuntime.h"
 #include "comm/NcclCommunicator.h"
 #include "data/Dataset.h"
-#include "data/DistributedSampler.h"
-#include "train/Replica.h"
+#include "train/Trainer.h"
 
 namespace ddp {
 namespace {
@@ -64,26 +63,25 @@ TEST(Nccl, TensorAllreduceAverageAndBroadcast) {
   EXPECT_TRUE(b.cpu().eq(7.0f).all().item<bool>());
 }
 
-TEST(Nccl, OneRankCudaTrainingMatchesCpuTrainingAfter50Steps) {
+// The Trainer users run, on the GPU over NCCL and on the CPU over MPI: two epochs (62
+// steps) of the same samples end with the same parameters.
+TEST(Nccl, OneRankCudaTrainingMatchesCpuTrainingAfterTwoEpochs) {
   REQUIRE_CUDA_TORCH();
   auto nccl = make_nccl();
   auto self = make_mpi_self_communicator();
   torch::manual_seed(7);
-  const torch::Tensor x = torch::randn({2000, 784});
-  const torch::Tensor y = torch::randint(0, 10, {2000}, torch::kInt64);
+  const Dataset data{"synthetic",
+                     {torch::randn({2000, 784}), torch::randint(0, 10, {2000}, torch::kInt64)},
+                     {torch::randn({200, 784}), torch::randint(0, 10, {200}, torch::kInt64)}};
   Config config;
+  config.train.epochs = 2;
+  config.optim.base_lr = 0.05;
   config.optim.momentum = 0.9;
-  Replica gpu(config, *nccl, nccl->device());
-  Replica cpu(config, *self, torch::kCPU);
-  DistributedSampler sampler(2000, 1, 0, 64, true, 3, Remainder::Drop);
-  const torch::Tensor order = sampler.indices(0);
-  const torch::Tensor xg = x.to(nccl->device()), yg = y.to(nccl->device());
-  for (int64_t s = 0; s < 50; ++s) {
-    const int64_t step_in_epoch = s % sampler.steps_per_epoch();
-    const torch::Tensor idx = order.narrow(0, step_in_epoch * 64, 64);
-    gpu.step(xg.index_select(0, idx.to(nccl->device())), yg.index_select(0, idx.to(nccl->device())), 0.05);
-    cpu.step(x.index_select(0, idx), y.index_select(0, idx), 0.05);
-  }
+  config.output.progress = false;
+  config.checkpoint.every_epochs = 0;
+  Trainer gpu(config, *nccl, data, nccl->device());
+  Trainer cpu(config, *self, data, torch::kCPU);
+  EXPECT_EQ(gpu.run().step, cpu.run().step);
   const auto p = gpu.model()->parameters();
   const auto q = cpu.model()->parameters();
   for (size_t k = 0; k < p.size(); ++k) {

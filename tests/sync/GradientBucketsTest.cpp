@@ -38,17 +38,5 @@ TEST(GradientBuckets, BackwardAccumulatesIntoTheBuckets) {
   for (auto& p : model->parameters()) EXPECT_EQ(p.grad().abs().sum().item<float>(), 0.0f);
 }
 
-TEST(GradientBuckets, FlattenUnflattenRoundTrip) {
-  SimpleNN model = make_simple_nn(3);
-  GradientBuckets buckets(model->parameters(), 4096);
-  const torch::Tensor values = torch::randn({buckets.numel()});
-  buckets.unflatten(values);
-  EXPECT_TRUE(buckets.flatten().equal(values));
-  // Unflatten wrote through the views into the buckets.
-  float total = 0;
-  for (auto& b : buckets.buffers()) total += b.sum().item<float>();
-  EXPECT_NEAR(total, values.sum().item<float>(), 1e-2);
-}
-
 }  // namespace
 }  // namespace ddp

@@ -1,53 +1,48 @@
-// The proof that the data parallelism is right: N ranks with local batch b for k steps
-// end with the same parameters as one rank with batch N*b over the same samples in the
-// same order. Runs under mpiexec -n 2 and -n 4.
+// The proof that the data parallelism is right, driven through the Trainer users run:
+// N ranks with local batch b for three epochs end with the same parameters as one rank
+// with batch N*b over the same samples in the same order, and as N/2 ranks simulating two
+// virtual ranks each; a run stopped and resumed from its checkpoint ends bitwise where an
+// uninterrupted one does. Runs under mpiexec -n 2 and -n 4.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include "comm/MpiCommunicator.h"
+#include <filesystem>
 
+#include "comm/MpiCommunicator.h"
 #include "comm/MpiRuntime.h"
 #include "data/Dataset.h"
 #include "data/DistributedSampler.h"
 #include "schedule/LrSchedule.h"
 #include "train/Replica.h"
+#include "train/Trainer.h"
 
 namespace ddp {
 namespace {
 
-Split synthetic_split(int64_t n) {
+Split synthetic_split(int64_t n, uint64_t seed) {
   // Learnable but not trivially: labels from a fixed random linear map of the inputs.
-  torch::manual_seed(123);
+  torch::manual_seed(seed);
   torch::Tensor x = torch::randn({n, 784});
+  torch::manual_seed(123);
   torch::Tensor w = torch::randn({784, 10});
   return {x, x.matmul(w).argmax(1)};
 }
 
-// Trains `steps` steps through `replica` exactly as the Trainer does; returns each step's
-// gradient-noise measurement as [steps, 2] (small, big squared norms).
-torch::Tensor train(Replica& replica, const Split& data, const DistributedSampler& sampler, const LrSchedule& schedule,
-                    int64_t steps) {
-  std::vector<torch::Tensor> noise;
-  const int64_t b = sampler.batch_per_step();
-  torch::Tensor order;
-  for (int64_t step = 0; step < steps; ++step) {
-    const int64_t s = step % sampler.steps_per_epoch();
-    if (s == 0) order = sampler.indices(step / sampler.steps_per_epoch());
-    const torch::Tensor idx = order.narrow(0, s * b, b);
-    NoiseSample sample;
-    replica.step(data.images.index_select(0, idx), data.labels.index_select(0, idx), schedule.at(step),
-                 sampler.virtual_ranks(), &sample);
-    noise.push_back(torch::stack({sample.small_squared_norm, sample.big_squared_norm}));
-  }
-  return torch::stack(noise);
+Dataset synthetic_dataset(int64_t train_samples) {
+  return {"synthetic", synthetic_split(train_samples, 123), synthetic_split(64, 321)};
 }
 
 double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).norm().item<double>() / b.norm().item<double>();
 }
 
+double relative_error(const nlohmann::json& a, const nlohmann::json& b) {
+  return std::abs(a.get<double>() - b.get<double>()) / std::abs(b.get<double>());
+}
+
 Config equivalence_config(int64_t b) {
   Config config;
+  config.train.epochs = 3;
   config.train.local_batch = b;
   config.train.seed = 5;
   config.optim.base_lr = 0.02;
@@ -57,22 +52,29 @@ Config equivalence_config(int64_t b) {
   config.lr.base_batch = 8;
   config.lr.warmup_steps = 10;
   config.comm.bucket_mb = 0.05;  // several buckets
+  config.metrics.noise_scale_every = 1;
+  config.checkpoint.every_epochs = 0;
+  config.output.progress = false;
   return config;
 }
 
-// N real ranks vs N/2 ranks x 2 virtual ranks: the same samples and the same update.
+void expect_parameters_near(Trainer& a, Trainer& b, double tolerance, int rank) {
+  const auto p = a.model()->parameters(), q = b.model()->parameters();
+  ASSERT_EQ(p.size(), q.size());
+  for (size_t k = 0; k < p.size(); ++k)
+    EXPECT_LT(relative_error(p[k], q[k]), tolerance) << "parameter " << k << " on rank " << rank;
+}
+
+// N real ranks vs N/2 ranks x 2 virtual ranks: the same samples, the same updates and
+// the same gradient-noise measurement.
 TEST(Equivalence, VirtualRanksMatchRealRanks) {
   auto world = make_mpi_world_communicator();
   const int n = world->size();
   ASSERT_EQ(n % 2, 0) << "needs an even number of ranks";
-  const int64_t b = 8, steps = 30;
-  const Split data = synthetic_split(200);
-  const Config config = equivalence_config(b);
-
-  Replica real(config, *world, torch::kCPU);
-  DistributedSampler real_sampler(data.size(), n, world->rank(), b, true, 11, Remainder::Drop);
-  const LrSchedule schedule(config, real_sampler.global_batch(), real_sampler.steps_per_epoch());
-  const torch::Tensor real_noise = train(real, data, real_sampler, schedule, steps);
+  const Dataset data = synthetic_dataset(200);
+  const Config config = equivalence_config(8);
+  Trainer real(config, *world, data, torch::kCPU);
+  const TrainingResult real_result = real.run();
 
   // The first half of the ranks forms a world of N/2 processes, each standing for 2 ranks.
   MPI_Comm half_comm;
@@ -82,19 +84,16 @@ TEST(Equivalence, VirtualRanksMatchRealRanks) {
     MpiCommunicator half(half_comm);
     Config virtual_config = config;
     virtual_config.train.virtual_ranks = 2;
-    Replica simulated(virtual_config, half, torch::kCPU);
-    DistributedSampler virtual_sampler(data.size(), n / 2, half.rank(), b, true, 11, Remainder::Drop, 2);
-    ASSERT_EQ(virtual_sampler.global_batch(), real_sampler.global_batch());
-    ASSERT_EQ(virtual_sampler.steps_per_epoch(), real_sampler.steps_per_epoch());
-    const torch::Tensor virtual_noise = train(simulated, data, virtual_sampler, schedule, steps);
-    // The gradient-noise measurement is the same whether ranks are real or virtual.
-    EXPECT_LT(relative_error(virtual_noise, real_noise), 1e-5);
-    EXPECT_GT(real_noise.select(1, 0).mean().item<double>(), real_noise.select(1, 1).mean().item<double>())
-        << "micro-batch gradients should be noisier than the averaged one";
-    const auto p = simulated.model()->parameters();
-    const auto q = real.model()->parameters();
-    for (size_t k = 0; k < p.size(); ++k)
-      EXPECT_LT(relative_error(p[k], q[k]), 1e-5) << "parameter " << k << " on rank " << world->rank();
+    Trainer simulated(virtual_config, half, data, torch::kCPU);
+    const TrainingResult simulated_result = simulated.run();
+    const nlohmann::json &r = real_result.summary, &v = simulated_result.summary;
+    ASSERT_EQ(v["global_batch"], r["global_batch"]);
+    ASSERT_EQ(v["steps"], r["steps"]);
+    expect_parameters_near(simulated, real, 1e-5, world->rank());
+    // The gradient-noise estimates agree whether ranks are real or virtual.
+    for (const char* key : {"noise_grad_sq", "noise_trace_sigma", "b_simple"})
+      EXPECT_LT(relative_error(v[key], r[key]), 1e-3) << key << ": " << v[key] << " vs " << r[key];
+    EXPECT_GT(r["noise_trace_sigma"].get<double>(), 0.0) << "micro-batch gradients should be noisier than the mean";
   }
   MPI_Comm_free(&half_comm);
 }
@@ -103,58 +102,83 @@ TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
   auto world = make_mpi_world_communicator();
   auto self = make_mpi_self_communicator();
   ASSERT_GT(world->size(), 1);
-  const int n = world->size();
-  const int64_t b = 8, steps = 30;
-  const Split data = synthetic_split(200);
-
+  const int64_t b = 8;
+  const Dataset data = synthetic_dataset(200);
   const Config config = equivalence_config(b);
-
-  // N ranks x b.
-  Replica parallel(config, *world, torch::kCPU);
-  DistributedSampler sharded(data.size(), n, world->rank(), b, true, 11, Remainder::Drop);
-  const LrSchedule schedule(config, b * n, sharded.steps_per_epoch());
-  ASSERT_LT(sharded.steps_per_epoch(), steps) << "the test should cross an epoch boundary";
-  train(parallel, data, sharded, schedule, steps);
+  Trainer parallel(config, *world, data, torch::kCPU);
+  const TrainingResult parallel_result = parallel.run();
 
   // One rank x N*b, on this process alone.
   Config single_config = config;
-  single_config.train.local_batch = b * n;
-  Replica single(single_config, *self, torch::kCPU);
-  DistributedSampler whole(data.size(), 1, 0, b * n, true, 11, Remainder::Drop);
-  ASSERT_EQ(whole.steps_per_epoch(), sharded.steps_per_epoch());
-  const LrSchedule single_schedule(single_config, b * n, whole.steps_per_epoch());
-  train(single, data, whole, single_schedule, steps);
+  single_config.train.local_batch = b * world->size();
+  Trainer single(single_config, *self, data, torch::kCPU);
+  const TrainingResult single_result = single.run();
 
+  ASSERT_EQ(parallel_result.summary["steps"], single_result.summary["steps"]);
+  ASSERT_GT(parallel_result.step, 2 * parallel_result.step / config.train.epochs) << "three epochs, not one";
+  expect_parameters_near(parallel, single, 1e-5, world->rank());
+  // Training moved the parameters: the comparison is not between two initial states.
   const auto p = parallel.model()->parameters();
-  const auto q = single.model()->parameters();
-  for (size_t k = 0; k < p.size(); ++k) {
-    EXPECT_LT(relative_error(p[k], q[k]), 1e-5) << "parameter " << k << " on rank " << world->rank();
-    // Training moved the parameters: the comparison is not between two initial states.
-    EXPECT_GT(relative_error(p[k], make_simple_nn(5)->parameters()[k]), 1e-3);
-  }
+  for (size_t k = 0; k < p.size(); ++k) EXPECT_GT(relative_error(p[k], make_simple_nn(5)->parameters()[k]), 1e-3);
 }
 
-// Deferred checks (train.check_every > 1): unchecked steps train exactly as checked ones;
-// a NaN on one rank only, in an unchecked step, is reported by the next check on every
-// rank, and the rollback returns parameters and momentum to the last good state, from
-// which training goes on as if the bad steps had never happened.
+// A stop mid-epoch (train.stop_after_steps) writes a checkpoint; a new Trainer resumed
+// from it ends bitwise where an uninterrupted run ends, noise estimates included.
+TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) {
+  auto world = make_mpi_world_communicator();
+  const Dataset data = synthetic_dataset(200);
+  Config config = equivalence_config(8);
+  Trainer uninterrupted(config, *world, data, torch::kCPU);
+  const TrainingResult whole = uninterrupted.run();
+
+  // Rank 0 writes; every rank reads the checkpoint back from the shared directory.
+  const std::string dir = world->allgather(world->rank() == 0 ? testing::TempDir() + "ddp-resume-" +
+                                                                    std::to_string(getpid())
+                                                              : std::string())[0];
+  config.train.stop_after_steps = whole.step / 2 + 1;  // mid-epoch
+  std::optional<CheckpointStore> store;
+  if (world->rank() == 0) store.emplace(dir, 1);
+  Trainer first(config, *world, data, torch::kCPU, {nullptr, store ? &*store : nullptr});
+  const TrainingResult stopped = first.run();
+  ASSERT_EQ(stopped.outcome, Outcome::Stopped);
+  ASSERT_EQ(stopped.step, config.train.stop_after_steps);
+  world->barrier();
+
+  config.train.stop_after_steps = 0;
+  const auto newest = CheckpointStore(dir, 1).newest_valid([](const std::string& w) { ADD_FAILURE() << w; });
+  ASSERT_TRUE(newest.has_value());
+  Trainer resumed(config, *world, data, torch::kCPU);
+  resumed.resume(newest->second);
+  const TrainingResult rest = resumed.run();
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove_all(dir);
+
+  EXPECT_EQ(rest.step, whole.step);
+  EXPECT_EQ(rest.summary["parameters_crc32"], whole.summary["parameters_crc32"]);
+  EXPECT_EQ(rest.summary["b_simple"], whole.summary["b_simple"]);
+  EXPECT_EQ(rest.summary["final_train_loss"], whole.summary["final_train_loss"]);
+}
+
+// Deferred checks (train.check_every > 1), at the Replica: unchecked steps train exactly
+// as checked ones; a NaN on one rank only, in an unchecked step, is reported by the next
+// check on every rank, and the rollback returns parameters and momentum to the last good
+// state, from which training goes on as if the bad steps had never happened.
 TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) {
   auto world = make_mpi_world_communicator();
   const int n = world->size();
   const int64_t b = 8;
-  const Split data = synthetic_split(100 * n);  // 12 steps of 8 per rank
+  const Split data = synthetic_split(100 * n, 123);  // 12 steps of 8 per rank
   const Config config = equivalence_config(b);
   DistributedSampler sampler(data.size(), n, world->rank(), b, true, 11, Remainder::Drop);
   const LrSchedule schedule(config, sampler.global_batch(), sampler.steps_per_epoch());
   const torch::Tensor order = sampler.indices(0);
-  auto batch = [&](int64_t s) { return order.narrow(0, s * b, b); };
-  auto images = [&](int64_t s) { return data.images.index_select(0, batch(s)); };
-  auto labels = [&](int64_t s) { return data.labels.index_select(0, batch(s)); };
+  auto batch = [&](int64_t s) { return data.rows(order.narrow(0, s * b, b)); };
+  auto options = [&](int64_t s, bool check) { return StepOptions{schedule.at(s), nullptr, false, check}; };
 
   Replica checked(config, *world, torch::kCPU), deferred(config, *world, torch::kCPU);
   for (int64_t s = 0; s < 5; ++s) {
-    const StepResult a = checked.step(images(s), labels(s), schedule.at(s));
-    const StepResult d = deferred.step(images(s), labels(s), schedule.at(s), 1, nullptr, false, s == 4);
+    const StepResult a = checked.step(batch(s), options(s, true));
+    const StepResult d = deferred.step(batch(s), options(s, s == 4));
     EXPECT_TRUE(a.checked);
     EXPECT_EQ(d.checked, s == 4);
     EXPECT_FALSE(a.nonfinite || d.nonfinite);
@@ -166,9 +190,9 @@ TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) {
   // The last rank's batch at step 6 (unchecked) holds an Inf; step 7 is checked.
   const int bad_rank = n - 1;
   for (int64_t s = 5; s < 8; ++s) {
-    torch::Tensor x = images(s);
-    if (s == 6 && world->rank() == bad_rank) x[0][0] = std::numeric_limits<float>::infinity();
-    const StepResult r = deferred.step(x, labels(s), schedule.at(s), 1, nullptr, false, s == 7);
+    Split x = batch(s);
+    if (s == 6 && world->rank() == bad_rank) x.images[0][0] = std::numeric_limits<float>::infinity();
+    const StepResult r = deferred.step(x, options(s, s == 7));
     if (s < 7) EXPECT_FALSE(r.checked);
     else EXPECT_TRUE(r.checked && r.nonfinite) << "rank " << world->rank() << " missed rank " << bad_rank << "'s Inf";
   }
@@ -178,8 +202,8 @@ TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) {
 
   // Momentum came back too: both replicas take the same next steps bitwise.
   for (int64_t s = 5; s < 8; ++s) {
-    checked.step(images(s), labels(s), schedule.at(s));
-    EXPECT_FALSE(deferred.step(images(s), labels(s), schedule.at(s), 1, nullptr, false, true).nonfinite);
+    checked.step(batch(s), options(s, true));
+    EXPECT_FALSE(deferred.step(batch(s), options(s, true)).nonfinite);
   }
   for (size_t k = 0; k < p.size(); ++k) EXPECT_TRUE(torch::equal(p[k], q[k])) << "parameter " << k;
 }

@@ -1,0 +1,196 @@
+#include "train/Setup.h"
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "comm/Backend.h"
+#include "common/Errors.h"
+#include "common/Version.h"
+#include "data/DistributedSampler.h"
+#include "model/SimpleNN.h"
+#include "runtime/Device.h"
+#include "schedule/LrSchedule.h"
+#include "train/Consistency.h"
+#include "train/TrainingState.h"
+
+namespace ddp {
+namespace {
+
+namespace fs = std::filesystem;
+
+// "rank 3: ", "ranks 0-3: ", "ranks 0,2: ", or nothing for a single process.
+std::string ranks_prefix(const std::vector<int>& ranks, int world_size) {
+  if (world_size == 1) return "";
+  if (ranks.size() == 1) return fmt::format("rank {}: ", ranks[0]);
+  if (ranks.back() - ranks.front() + 1 == int(ranks.size()))
+    return fmt::format("ranks {}-{}: ", ranks.front(), ranks.back());
+  return fmt::format("ranks {}: ", fmt::join(ranks, ","));
+}
+
+// Every rank reports its outcome; rank 0 prints each failure once with the ranks that
+// had it; all return the same exit code (the worst).
+int agree_on_failure(Communicator& control, const std::exception_ptr& error) {
+  const std::string mine = error ? std::to_string(exit_code_of(error)) + " " + message_of(error) : "";
+  const std::vector<std::string> all = control.allgather(mine);
+  int code = kExitOk;
+  std::vector<std::pair<std::string, std::vector<int>>> failures;  // message -> ranks
+  for (int r = 0; r < int(all.size()); ++r) {
+    if (all[r].empty()) continue;
+    const auto space = all[r].find(' ');
+    code = std::max(code, std::atoi(all[r].substr(0, space).c_str()));
+    const std::string message = all[r].substr(space + 1);
+    auto same = std::find_if(failures.begin(), failures.end(), [&](const auto& f) { return f.first == message; });
+    if (same == failures.end()) failures.push_back({message, {r}});
+    else same->second.push_back(r);
+  }
+  if (control.rank() == 0)
+    for (const auto& [message, ranks] : failures)
+      fmt::print(stderr, "ddp-train: error: {}{}\n", ranks_prefix(ranks, control.size()), message);
+  return code;
+}
+
+// One set-up stage: tried on every rank, then agreed on.
+template <class Stage>
+void together(Communicator& control, Stage&& stage) {
+  std::exception_ptr error;
+  try {
+    stage();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (const int code = agree_on_failure(control, error); code != kExitOk) throw SetupFailed{code};
+}
+
+fs::path checkpoint_dir(const Config& config, const fs::path& run) {
+  return config.checkpoint.dir.empty() ? run / "checkpoints" : fs::path(config.checkpoint.dir);
+}
+
+// Shape checks that need the data and the world size: cheap, and before anything is written.
+void check_run_shape(const Config& config, int world_size, int64_t train_samples) {
+  const DistributedSampler sampler(train_samples, world_size, 0, config.train.local_batch, config.train.shuffle,
+                                   uint64_t(config.train.seed), config.train.remainder,
+                                   int(config.train.virtual_ranks));  // throws when the batch exceeds the data
+  const LrSchedule schedule(config, sampler.global_batch(), sampler.steps_per_epoch());
+  const int64_t total = config.train.epochs * sampler.steps_per_epoch();
+  if (schedule.warmup_steps() > total)
+    throw InputError(fmt::format("lr.warmup_steps: a warmup of {} steps is longer than the whole run ({} epochs x {} "
+                                 "steps = {} steps), so the scaled lr {:.5g} would never be reached",
+                                 schedule.warmup_steps(), config.train.epochs, sampler.steps_per_epoch(), total,
+                                 schedule.peak()));
+}
+
+// What rank 0 found to resume from, read but not yet acted on.
+struct ResumeSource {
+  std::string bytes;  // the encoded checkpoint; empty: start from step 0
+  std::string path;
+  bool start_over = false;  // --resume without a valid checkpoint: start anew in the directory
+};
+
+// Rank 0: reads only. A fresh run into a directory with results needs --overwrite.
+ResumeSource find_resume_source(const Config& config, bool overwrite) {
+  ResumeSource source;
+  const bool resume = config.checkpoint.resume == ResumePolicy::Auto;
+  if (resume && config.output.dir.empty())
+    throw InputError("--resume (checkpoint.resume=auto) needs output.dir: the run directory to continue");
+  if (config.output.dir.empty() && config.checkpoint.dir.empty()) return source;
+  const CheckpointStore store(checkpoint_dir(config, config.output.dir), int(config.checkpoint.keep));
+  if (resume) {
+    auto found = store.newest_valid([](const std::string& w) { fmt::print(stderr, "ddp-train: warning: {}\n", w); });
+    if (found) return {encode_checkpoint(found->second), found->first.string(), false};
+    // --resume asks to continue this directory: with nothing to continue from, it starts over in it.
+    fmt::print(stderr, "ddp-train: no valid checkpoint in {}; starting from step 0\n", store.dir().string());
+    source.start_over = true;
+  }
+  if (!overwrite && !source.start_over &&
+      ((!config.output.dir.empty() && RunDirectory::holds_results(config.output.dir)) || !store.list().empty()))
+    throw InputError((config.output.dir.empty() ? "checkpoint.dir: " + config.checkpoint.dir
+                                                : "output.dir: " + config.output.dir) +
+                     " already holds a run's results; pass --overwrite or choose another output.dir");
+  return source;
+}
+
+// Every rank: rank 0's checkpoint, checked against this run.
+std::optional<TrainingCheckpoint> share_resume_checkpoint(Communicator& control, const ResumeSource& source,
+                                                          const PreparedRun& run) {
+  const bool root = control.rank() == 0;
+  const std::vector<std::string> bytes = control.allgather(root ? source.bytes : std::string());
+  const std::string path = control.allgather(root ? source.path : std::string())[0];
+  if (bytes[0].empty()) return std::nullopt;
+  TrainingCheckpoint checkpoint = decode_checkpoint(bytes[0], path);
+  check_resume_compatible(checkpoint, run.config, control.size(), run.dataset.train.size(), path);
+  return checkpoint;
+}
+
+// What every rank must agree on before the first step.
+Fingerprint fingerprint_of(const PreparedRun& run) {
+  Fingerprint fingerprint;
+  for (const auto& [key, value] : config_entries(run.config))
+    if (key != "output.dir" && key != "checkpoint.dir") fingerprint.emplace_back("config key '" + key + "'", value);
+  fingerprint.emplace_back("binary version", std::string(kVersion) + " built " + __DATE__ " " __TIME__);
+  fingerprint.emplace_back("training device type", run.device.is_cuda() ? "cuda" : "cpu");
+  fingerprint.emplace_back("training set size", std::to_string(run.dataset.train.size()));
+  fingerprint.emplace_back("test set size", std::to_string(run.dataset.test.size()));
+  fingerprint.emplace_back("model parameter count", std::to_string(parameter_count(*SimpleNN())));
+  return fingerprint;
+}
+
+// Rank 0, the last stage: the directory, its config.yaml, and the checkpoint store. A
+// directory this call created is removed again if it fails.
+void open_run_directory(PreparedRun& run, const ResumeSource& source) {
+  const Config& config = run.config;
+  const bool existed = !config.output.dir.empty() && fs::exists(config.output.dir);
+  try {
+    if (run.resume_from) {
+      const TrainingPosition at = position_of(*run.resume_from, source.path);
+      run.run_dir.emplace(RunDirectory::reopen(config.output.dir, at.epoch));
+      // Checkpoints past the one resumed from (corrupt, or from a later stop) belong to a
+      // future this run will rewrite; left in place they would shadow its own.
+      CheckpointStore(checkpoint_dir(config, config.output.dir), 1).remove_after(at.step);
+      fmt::print(stderr, "ddp-train: resuming from {}\n", source.path);
+    } else {
+      run.run_dir.emplace(RunDirectory::create(config.output.dir));
+      // A fresh run: checkpoints of an earlier run here must not be mistaken for its own.
+      CheckpointStore(checkpoint_dir(config, run.run_dir->path()), 1).remove_after(-1);
+    }
+    run.run_dir->write_text("config.yaml", dump_config(config));
+  } catch (...) {
+    if (!existed && !config.output.dir.empty()) fs::remove_all(config.output.dir);
+    throw;
+  }
+  if (config.checkpoint.every_steps > 0 || config.checkpoint.every_epochs > 0)
+    run.checkpoints.emplace(checkpoint_dir(config, run.run_dir->path()), int(config.checkpoint.keep));
+}
+
+}  // namespace
+
+PreparedRun prepare_run(const CommandLine& command_line, Communicator& control) {
+  PreparedRun run;
+  ResumeSource source;
+  together(control, [&] {
+    run.config = load_config(command_line.config_path, command_line.overrides);
+    set_compute_threads(int(run.config.runtime.threads));
+    run.device = resolve_device(run.config.device);
+    run.dataset = load_dataset(run.config.data.name, run.config.data.dir, run.config.data.normalize);
+    check_run_shape(run.config, control.size(), run.dataset.train.size());
+    if (control.rank() == 0) source = find_resume_source(run.config, command_line.overwrite);
+  });
+  // Every rank checks the checkpoint to resume from and that all run the same experiment
+  // on the same kind of device.
+  together(control, [&] {
+    run.resume_from = share_resume_checkpoint(control, source, run);
+    check_consistency(control, fingerprint_of(run));
+  });
+  // Only now, with every rank agreed on the device, may a backend with collective set-up
+  // of its own (NCCL) start.
+  together(control, [&] { run.comm = make_communicator(run.config.comm.backend, run.device, run.config.comm.timeout_s); });
+  together(control, [&] {
+    if (control.rank() == 0) open_run_directory(run, source);
+  });
+  return run;
+}
+
+}  // namespace ddp

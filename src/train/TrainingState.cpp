@@ -1,0 +1,78 @@
+#include "train/TrainingState.h"
+
+#include <fmt/core.h>
+
+#include "common/Errors.h"
+
+namespace ddp {
+namespace {
+
+// Keys a resumed run may change without changing the experiment it continues.
+bool may_change_on_resume(const std::string& key) {
+  for (const char* prefix : {"output.", "checkpoint.", "comm.", "runtime.", "metrics."})
+    if (key.rfind(prefix, 0) == 0) return true;
+  return key == "train.epochs" || key == "train.virtual_ranks" || key == "train.stop_after_steps" ||
+         key == "train.check_every" || key == "device" || key == "data.dir";
+}
+
+template <class T>
+T read_meta(const TrainingCheckpoint& checkpoint, const std::string& source) {
+  try {
+    return checkpoint.meta.get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(source + ": checkpoint metadata incomplete: " + e.what());
+  }
+}
+
+}  // namespace
+
+nlohmann::json checkpoint_meta(const RunIdentity& identity, const TrainingPosition& position) {
+  nlohmann::json meta = identity;
+  meta.update(nlohmann::json(position));
+  return meta;
+}
+
+RunIdentity identity_of(const TrainingCheckpoint& checkpoint, const std::string& source) {
+  return read_meta<RunIdentity>(checkpoint, source);
+}
+
+TrainingPosition position_of(const TrainingCheckpoint& checkpoint, const std::string& source) {
+  return read_meta<TrainingPosition>(checkpoint, source);
+}
+
+void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config& config, int world_size,
+                             int64_t train_samples, const std::string& source) {
+  RunIdentity was;
+  try {
+    was = identity_of(checkpoint, source);
+    position_of(checkpoint, source);  // complete, or refused here rather than mid-resume
+  } catch (const CheckpointError& e) {
+    throw InputError(e.what());
+  }
+  const int64_t simulated = int64_t(world_size) * config.train.virtual_ranks;
+  const int64_t was_simulated = was.world_size * was.virtual_ranks;
+  if (was.local_batch != config.train.local_batch || was_simulated != simulated) {
+    const bool divides = was_simulated % world_size == 0;
+    throw InputError(fmt::format(
+        "{}: written by {} ranks x {} virtual x local batch {} (global batch {}); this run is {} ranks x {} "
+        "virtual x {} (global batch {}). Resuming would silently change the experiment: keep the global batch, "
+        "e.g. train.virtual_ranks={} with {} ranks",
+        source, was.world_size, was.virtual_ranks, was.local_batch, was_simulated * was.local_batch, world_size,
+        config.train.virtual_ranks, config.train.local_batch, simulated * config.train.local_batch,
+        divides ? was_simulated / world_size : was.virtual_ranks, divides ? int64_t(world_size) : was.world_size));
+  }
+  // The sample order and the position in the epoch only mean the same thing on the same data.
+  if (was.train_samples != train_samples)
+    throw InputError(fmt::format("{}: written for a training set of {} samples; data.dir now holds {}", source,
+                                 was.train_samples, train_samples));
+  const Config saved = parse_config(was.config, source + " (saved config)");
+  const auto before = config_entries(saved), now = config_entries(config);
+  for (size_t i = 0; i < before.size(); ++i) {
+    if (before[i].second != now[i].second && !may_change_on_resume(before[i].first))
+      throw InputError(fmt::format("{}: key '{}' was {} when the checkpoint was written and is {} now; resuming "
+                                   "would change the experiment (start a new output.dir instead)",
+                                   source, before[i].first, before[i].second, now[i].second));
+  }
+}
+
+}  // namespace ddp
