@@ -11,7 +11,8 @@ reference=$(crc_of "$work/full")
 timeout 300 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config configs/mnist.yaml output.progress=false \
   "${setup[@]}" output.dir="$work/run" >"$work/out" 2>&1 &
 launcher=$!
-sleep 3
+# Signal once both ranks train (their handlers are in place), however slow the start-up.
+for _ in $(seq 1 300); do [ -s "$work/run/metrics.jsonl" ] && break; sleep 0.2; done
 pkill -USR1 -P "$launcher" -x "$(basename "$MPIEXEC")"  # mpirun itself, not the timeout wrapper
 wait "$launcher"
 rc=$?
