@@ -1,5 +1,6 @@
 #include "config/Config.h"
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion, not in yaml.h
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -219,22 +220,56 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-const Field& find_field(const std::string& key, const std::string& where) {
+// "train" of "train.epochs"; empty for a top-level key such as "device".
+std::string section_of(const std::string& key) {
+  const auto dot = key.find('.');
+  return dot == std::string::npos ? std::string() : key.substr(0, dot);
+}
+
+bool is_section(const std::string& name) {
+  return !name.empty() && std::any_of(schema().begin(), schema().end(),
+                                      [&](const Field& field) { return section_of(field.key) == name; });
+}
+
+// The keys of `section` without its prefix, in schema order: "epochs, local_batch, ...".
+std::string keys_of_section(const std::string& section) {
+  std::string keys;
+  for (const auto& field : schema())
+    if (section_of(field.key) == section) keys += (keys.empty() ? "" : ", ") + field.key.substr(section.size() + 1);
+  return keys;
+}
+
+// The nearest valid key, as a suggestion.
+std::string unknown_key_hint(const std::string& key) {
   const Field* nearest = nullptr;
   size_t best = std::numeric_limits<size_t>::max();
   for (const auto& field : schema()) {
-    if (field.key == key) return field;
     const size_t d = edit_distance(key, field.key);
     if (d < best) best = d, nearest = &field;
   }
-  throw InputError(where + ": unknown key '" + key + "'; did you mean '" + nearest->key + "'?");
+  return "; did you mean '" + nearest->key + "'?";
 }
 
-std::string location(const std::string& source, const YAML::Node& node) {
-  const YAML::Mark mark = node.Mark();
+const Field* field_named(const std::string& key) {
+  for (const auto& field : schema())
+    if (field.key == key) return &field;
+  return nullptr;
+}
+
+// A key's value as the dump shows it; `key` is one of the schema's.
+std::string shown(const Config& config, const std::string& key) { return field_named(key)->show(config); }
+
+const Field& find_field(const std::string& key, const std::string& where) {
+  if (const Field* field = field_named(key)) return *field;
+  throw InputError(where + ": unknown key '" + key + "'" + unknown_key_hint(key));
+}
+
+std::string location(const std::string& source, const YAML::Mark& mark) {
   if (mark.is_null()) return source;
   return source + ":" + std::to_string(mark.line + 1);
 }
+
+std::string location(const std::string& source, const YAML::Node& node) { return location(source, node.Mark()); }
 
 void apply(Config& config, const std::string& key, const YAML::Node& value, const std::string& where) {
   const Field& field = find_field(key, where);
@@ -248,19 +283,92 @@ void apply(Config& config, const std::string& key, const YAML::Node& value, cons
   }
 }
 
-// Walks nested mappings, applying each leaf as its dotted key.
-void apply_tree(Config& config, const YAML::Node& node, const std::string& prefix, const std::string& source) {
-  for (const auto& entry : node) {
-    // YAML allows a list or mapping as a key ("? [a, b]: 1"); a config key is a plain name.
+// Where each key of a file was set ("file.yaml:3"), to refuse one given twice.
+using Origins = std::map<std::string, std::string>;
+
+// One config file being applied. Keys are two levels deep (section.key, or a top-level key), so
+// the walk has exactly two levels: no YAML input, however nested or self-referencing, recurses it.
+struct FileWalk {
+  Config& config;
+  Origins& origins;
+  const std::string& source;
+  const YAML::Node& root;
+};
+
+// YAML requires the keys of a mapping to be unique; yaml-cpp keeps every pair of a duplicate, so
+// unchecked the last one would silently win. A key is a plain name: YAML also allows a list or
+// mapping as a key ("? [a, b]: 1").
+void check_keys(const YAML::Node& mapping, const std::string& prefix, const std::string& source) {
+  std::map<std::string, int> first_line;
+  for (const auto& entry : mapping) {
     if (!entry.first.IsScalar())
       throw InputError(location(source, entry.first) + ": a key must be a plain name" +
                        (prefix.empty() ? std::string() : " (under '" + prefix + "')"));
+    const std::string key = prefix.empty() ? entry.first.Scalar() : prefix + "." + entry.first.Scalar();
+    const auto [first, fresh] = first_line.emplace(key, entry.first.Mark().line + 1);
+    if (!fresh)
+      throw InputError(location(source, entry.first) + ": key '" + key + "' is given twice (first on line " +
+                       std::to_string(first->second) + "); YAML keys must be unique");
+  }
+}
+
+// An alias may name a mapping that contains it (`train: &a {x: *a}`), making the tree infinite.
+void refuse_recursive_alias(const YAML::Node& value, const std::vector<YAML::Node>& ancestors,
+                            const std::string& where, const std::string& key) {
+  for (const auto& ancestor : ancestors)
+    if (value.is(ancestor))
+      throw InputError(where + ": key '" + key +
+                       "' is an alias of a mapping that contains it; a YAML alias must not refer to itself");
+}
+
+// Keys are located by the key's line: an alias's value carries the line of its anchor.
+void apply_entry(FileWalk& walk, const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+  const std::string where = location(walk.source, key_node);
+  // Also catches one key written both ways: `optim.base_lr: 1` and `optim: {base_lr: 2}`.
+  if (const auto seen = walk.origins.find(key); seen != walk.origins.end())
+    throw InputError(where + ": key '" + key + "' is given twice (first at " + seen->second + ")");
+  apply(walk.config, key, value, where);
+  walk.origins[key] = where;
+}
+
+void apply_section(FileWalk& walk, const std::string& section, const YAML::Node& key_node, const YAML::Node& body) {
+  const std::string where = location(walk.source, key_node);
+  if (!body.IsMap()) {
+    const std::string keys = keys_of_section(section);
+    const std::string example = keys.substr(0, keys.find(','));
+    throw InputError(where + ": '" + section + "' is a section and must be a mapping of its keys (e.g. '" + section +
+                     ": {" + example + ": " + shown(Config{}, section + "." + example) + "}'), not " +
+                     (body.IsSequence() ? "a list" : body.IsNull() ? "empty" : "a single value") + "; its keys are " +
+                     keys);
+  }
+  check_keys(body, section, walk.source);
+  for (const auto& entry : body) {
+    const std::string key = section + "." + entry.first.Scalar();
+    refuse_recursive_alias(entry.second, {walk.root, body}, location(walk.source, entry.first), key);
+    apply_entry(walk, key, entry.first, entry.second);
+  }
+}
+
+// Names the first key of an unknown section, so that `optimizer: {base_lr: 1}` suggests optim.base_lr.
+[[noreturn]] void refuse_unknown_section(const FileWalk& walk, const std::string& name, const YAML::Node& body) {
+  check_keys(body, name, walk.source);
+  const YAML::Node first = body.begin()->first;
+  const std::string key = name + "." + first.Scalar();
+  throw InputError(location(walk.source, first) + ": unknown key '" + key + "'" + unknown_key_hint(key));
+}
+
+void apply_document(FileWalk& walk) {
+  if (!walk.root.IsMap()) throw InputError(walk.source + ": expected a mapping of sections at the top level");
+  check_keys(walk.root, "", walk.source);
+  for (const auto& entry : walk.root) {
     const std::string name = entry.first.Scalar();
-    const std::string key = prefix.empty() ? name : prefix + "." + name;
-    if (entry.second.IsMap()) {
-      apply_tree(config, entry.second, key, source);
+    refuse_recursive_alias(entry.second, {walk.root}, location(walk.source, entry.first), name);
+    if (is_section(name)) {
+      apply_section(walk, name, entry.first, entry.second);
+    } else if (entry.second.IsMap() && entry.second.size() > 0 && !field_named(name)) {
+      refuse_unknown_section(walk, name, entry.second);
     } else {
-      apply(config, key, entry.second, location(source, entry.second));
+      apply_entry(walk, name, entry.first, entry.second);
     }
   }
 }
@@ -283,9 +391,10 @@ void validate(Config& config, const std::string& source) {
 
 Config build(const YAML::Node& root, const std::string& source, const std::vector<std::string>& overrides) {
   Config config;
+  Origins origins;
   if (root && !root.IsNull()) {
-    if (!root.IsMap()) throw InputError(source + ": expected a mapping of sections at the top level");
-    apply_tree(config, root, "", source);
+    FileWalk walk{config, origins, source, root};
+    apply_document(walk);
   }
   for (const auto& override : overrides) {
     const auto eq = override.find('=');
@@ -313,6 +422,9 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
+  } catch (const YAML::DeepRecursion&) {
+    // yaml-cpp's own message is "bad file", at line 1 wherever the nesting is.
+    throw InputError(source + ": YAML nesting is too deep; a config has two levels, sections and their keys");
   } catch (const YAML::Exception& e) {
     throw InputError(source + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
   }
@@ -326,6 +438,8 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     root = YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
     throw InputError(path + ": cannot open config file");
+  } catch (const YAML::DeepRecursion&) {
+    throw InputError(path + ": YAML nesting is too deep; a config has two levels, sections and their keys");
   } catch (const YAML::Exception& e) {
     throw InputError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
   }

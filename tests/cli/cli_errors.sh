@@ -49,6 +49,19 @@ expect 2 "key 'train.check_every' is 3 but train.on_nonfinite=skip decides on ev
 printf 'train: {epochs: 2\n' >"$work/syntax.yaml"
 expect 2 "syntax.yaml:[0-9]+: YAML syntax error" -- "$DDP_TRAIN" --config "$work/syntax.yaml"
 expect 2 "missing train-images-idx3-ubyte" -- "$DDP_TRAIN" --config "$cfg" data.dir="$work/empty"
+
+# Issue #10: YAML that used to crash the loader or be misread ends as exit 2 naming the file.
+printf 'train: &a {epochs: 1, x: *a}\n' >"$work/alias.yaml"
+expect 2 "alias.yaml:1: key 'train.x' is an alias of a mapping that contains it" -- "$DDP_TRAIN" --config "$work/alias.yaml"
+printf '&doc\ntrain: *doc\n' >"$work/alias-doc.yaml"
+expect 2 "alias-doc.yaml:2: key 'train' is an alias of a mapping that contains it" -- "$DDP_TRAIN" --config "$work/alias-doc.yaml"
+head -c 5000 /dev/zero | tr '\0' '{' >"$work/deep.yaml"
+expect 2 "deep.yaml: YAML nesting is too deep" -- "$DDP_TRAIN" --config "$work/deep.yaml"
+printf 'train:\n  epochs: 1\n  epochs: 2\n' >"$work/dup.yaml"
+expect 2 "dup.yaml:3: key 'train.epochs' is given twice" -- "$DDP_TRAIN" --config "$work/dup.yaml"
+printf 'train: 5\n' >"$work/section.yaml"
+expect 2 "section.yaml:1: 'train' is a section and must be a mapping" -- "$DDP_TRAIN" --config "$work/section.yaml"
+
 mkdir -p "$work/bad" && cp "$work/data"/* "$work/bad/"
 printf '\x00\x00\x08\x01\x00\x00\x00\x40' | cat - <(head -c 64 /dev/zero) >"$work/bad/train-images-idx3-ubyte"
 expect 2 "train-images-idx3-ubyte: wrong IDX magic" -- "$DDP_TRAIN" --config "$cfg" data.dir="$work/bad"

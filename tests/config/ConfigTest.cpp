@@ -21,6 +21,8 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
   return "";
 }
 
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 TEST(Config, DefaultsAreTheArticleSetup) {
   const Config c = parse_config("", "empty");
   EXPECT_EQ(c.data.name, "mnist");
@@ -73,7 +75,6 @@ TEST(Config, WrongTypesAreRefusedWithTheKey) {
   EXPECT_NE(error_of("optim: {base_lr: .nan}\n").find("finite"), std::string::npos);
   EXPECT_NE(error_of("train: {epochs: [1, 2]}\n").find("'train.epochs' expects a single value, not a list"),
             std::string::npos);
-  EXPECT_NE(error_of("train: 5\n").find("unknown key 'train'"), std::string::npos);
 }
 
 TEST(Config, OutOfRangeAndBadChoicesAreRefused) {
@@ -124,6 +125,61 @@ TEST(Config, DumpReadsBackToTheSameConfig) {
   EXPECT_EQ(again.train.seed, 123456789012);
   EXPECT_EQ(again.output.dir, "runs/x y");
   EXPECT_EQ(again.data.dir, "data/fashion-mnist");
+}
+
+TEST(Config, RecursiveAliasesAreRefusedNotFollowed) {
+  // Each of these used to recurse in the loader until the stack overflowed.
+  EXPECT_TRUE(
+      has(error_of("train: &a {x: *a}\n"), "test.yaml:1: key 'train.x' is an alias of a mapping that contains it"));
+  EXPECT_TRUE(
+      has(error_of("&doc\ntrain: *doc\n"), "test.yaml:2: key 'train' is an alias of a mapping that contains it"));
+  EXPECT_TRUE(has(error_of("&doc\ndevice: *doc\n"), "key 'device' is an alias of a mapping that contains it"));
+  // Deeper cycles end at the walk's fixed depth: a key's value must be a single value.
+  EXPECT_TRUE(
+      has(error_of("train: &a {epochs: {x: *a}}\n"), "key 'train.epochs' expects a single value, not a mapping"));
+  EXPECT_TRUE(has(error_of("x: &a {y: *a}\n"), "unknown key 'x.y'"));
+}
+
+TEST(Config, AliasesThatDoNotRecurseStillWork) {
+  const Config c = parse_config("train: {epochs: &n 3, local_batch: 16}\nlr: {base_batch: *n}\n", "t");
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.lr.base_batch, 3);
+}
+
+TEST(Config, DeepNestingSaysItIsTooDeep) {
+  const std::string e = error_of(std::string(5000, '['));
+  EXPECT_TRUE(has(e, "test.yaml: YAML nesting is too deep")) << e;
+  EXPECT_FALSE(has(e, "bad file")) << e;
+  // Nesting the parser accepts still stops at the second level.
+  std::string nested = "train: {epochs: ";
+  for (int i = 0; i < 200; ++i) nested += "{a: ";
+  nested += "1" + std::string(201, '}') + "\n";
+  EXPECT_TRUE(has(error_of(nested), "key 'train.epochs' expects a single value, not a mapping"));
+}
+
+TEST(Config, DuplicateKeysAreRefused) {
+  EXPECT_TRUE(has(error_of("train:\n  epochs: 1\n  epochs: 2\n"),
+                  "test.yaml:3: key 'train.epochs' is given twice (first on line 2)"));
+  // A repeated section would otherwise merge (or, in other YAML readers, replace) the first.
+  EXPECT_TRUE(has(error_of("train: {epochs: 1}\nlr: {rule: sqrt}\ntrain: {seed: 2}\n"),
+                  "test.yaml:3: key 'train' is given twice (first on line 1)"));
+  EXPECT_TRUE(has(error_of("device: cpu\ndevice: cuda\n"), "key 'device' is given twice"));
+  // The same key written as a dotted name and inside its section.
+  EXPECT_TRUE(has(error_of("optim.base_lr: 0.1\noptim: {base_lr: 0.2}\n"),
+                  "test.yaml:2: key 'optim.base_lr' is given twice (first at test.yaml:1)"));
+  // Overrides are applied in order, so a later one still replaces an earlier one (and the file).
+  EXPECT_EQ(parse_config("train: {epochs: 1}\n", "t", {"train.epochs=2", "train.epochs=3"}).train.epochs, 3);
+}
+
+TEST(Config, SectionGivenASingleValueIsExplained) {
+  const std::string e = error_of("train: 5\n");
+  EXPECT_TRUE(has(e, "test.yaml:1: 'train' is a section and must be a mapping of its keys (e.g. 'train: {epochs: "
+                     "10}'), not a single value; its keys are epochs, local_batch, seed"))
+      << e;
+  EXPECT_FALSE(has(e, "did you mean")) << e;
+  EXPECT_TRUE(has(error_of("lr: [linear]\n"), "'lr' is a section and must be a mapping of its keys (e.g. 'lr: "
+                                              "{rule: none}'), not a list"));
+  EXPECT_TRUE(has(error_of("optim:\n"), "'optim' is a section and must be a mapping of its keys"));
 }
 
 }  // namespace
