@@ -1,11 +1,14 @@
 #include "config/Config.h"
 
 #include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion, not in yaml.h
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -389,61 +392,107 @@ void validate(Config& config, const std::string& source) {
   if (config.data.dir.empty()) config.data.dir = "data/" + config.data.name;
 }
 
-Config build(const YAML::Node& root, const std::string& source, const std::vector<std::string>& overrides) {
+// Records where each document of a YAML stream starts, and nothing else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// Where the first documents of `text` start (at most three: one more than a config may have).
+// yaml-cpp 0.7 (Debian 12's) does not consume a stray token where a value should be (`,` in
+// "- a\n,"): Load silently ends the document before it, and LoadAll returns an empty document at
+// the same place forever (fixed upstream in jbeder/yaml-cpp#1319). A document that starts where
+// the previous one did is that stray token: a syntax error.
+std::vector<YAML::Mark> document_starts(const std::string& text) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  while (starts.marks.size() < 3 && parser.HandleNextDocument(starts)) {
+    const auto& marks = starts.marks;
+    if (marks.size() >= 2 && marks.back().pos == marks[marks.size() - 2].pos) {
+      const size_t pos = size_t(marks.back().pos);
+      throw YAML::ParserException(marks.back(), pos < text.size() ? "unexpected '" + text.substr(pos, 1) + "'"
+                                                                  : "unexpected end of input");
+    }
+  }
+  return starts.marks;
+}
+
+// The one document in `text` (a null node when there is none); a YAML error becomes an InputError
+// at `where` (and the line, for a file). A second document ("---") is refused: reading only the
+// first would silently ignore the rest.
+YAML::Node load_document(const std::string& text, const std::string& where, bool with_line) {
+  const auto at = [&](const YAML::Mark& mark) { return with_line ? location(where, mark) : where; };
+  try {
+    const std::vector<YAML::Mark> starts = document_starts(text);
+    if (starts.size() > 1)
+      throw InputError(at(starts[1]) + ": a second YAML document starts here ('---'); a config is a single document");
+    return YAML::Load(text);
+  } catch (const YAML::DeepRecursion&) {
+    // yaml-cpp's own message is "bad file", at line 1 wherever the nesting is.
+    throw InputError(where + ": YAML nesting is too deep; a config has two levels, sections and their keys");
+  } catch (const YAML::Exception& e) {
+    throw InputError(at(e.mark) + ": YAML syntax error: " + e.msg);
+  }
+}
+
+void apply_override(Config& config, const std::string& override) {
+  const auto eq = override.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw InputError("override '" + override + "': expected section.key=value");
+  const std::string key = override.substr(0, eq);
+  const std::string where = "override '" + override + "'";
+  YAML::Node value = load_document(override.substr(eq + 1), where, false);
+  if (value.IsNull()) value = YAML::Node(std::string());  // `output.dir=` means empty
+  apply(config, key, value, where);
+}
+
+// `document` null: the defaults, then the overrides.
+Config build(const YAML::Node& document, const std::string& source, const std::vector<std::string>& overrides) {
   Config config;
   Origins origins;
-  if (root && !root.IsNull()) {
-    FileWalk walk{config, origins, source, root};
+  if (!document.IsNull()) {
+    FileWalk walk{config, origins, source, document};
     apply_document(walk);
   }
-  for (const auto& override : overrides) {
-    const auto eq = override.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw InputError("override '" + override + "': expected section.key=value");
-    const std::string key = override.substr(0, eq);
-    const std::string where = "override '" + override + "'";
-    YAML::Node value;
-    try {
-      value = YAML::Load(override.substr(eq + 1));
-    } catch (const YAML::Exception& e) {
-      throw InputError(where + ": " + e.msg);
-    }
-    if (value.IsNull()) value = YAML::Node(std::string());  // `output.dir=` means empty
-    apply(config, key, value, where);
-  }
+  for (const auto& override : overrides) apply_override(config, override);
   validate(config, source);
   return config;
+}
+
+std::string read_config_file(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) throw InputError(path + ": is a directory, not a config file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot open config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace
 
 Config parse_config(const std::string& yaml_text, const std::string& source,
                     const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::DeepRecursion&) {
-    // yaml-cpp's own message is "bad file", at line 1 wherever the nesting is.
-    throw InputError(source + ": YAML nesting is too deep; a config has two levels, sections and their keys");
-  } catch (const YAML::Exception& e) {
-    throw InputError(source + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
-  return build(root, source, overrides);
+  const YAML::Node document = load_document(yaml_text, source, true);
+  // Most likely a mistake (a wrong or truncated file) rather than a request for the defaults.
+  if (document.IsNull())
+    throw InputError(source + ": the config file is empty (no keys); omit --config to train on the defaults");
+  return build(document, source, overrides);
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (path.empty()) return build(YAML::Node(), "defaults", overrides);
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw InputError(path + ": cannot open config file");
-  } catch (const YAML::DeepRecursion&) {
-    throw InputError(path + ": YAML nesting is too deep; a config has two levels, sections and their keys");
-  } catch (const YAML::Exception& e) {
-    throw InputError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
-  return build(root, path, overrides);
+  return parse_config(read_config_file(path), path, overrides);
 }
 
 std::string dump_config(const Config& config) {

@@ -21,10 +21,28 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
   return "";
 }
 
+// The error message for overrides that must be refused with no config file.
+std::string override_error_of(const std::vector<std::string>& overrides) {
+  try {
+    load_config("", overrides);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "overrides were accepted";
+  return "";
+}
+
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// A file under the test's temporary directory holding `text`.
+std::string write_file(const std::string& name, const std::string& text) {
+  const std::string path = testing::TempDir() + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
 TEST(Config, DefaultsAreTheArticleSetup) {
-  const Config c = parse_config("", "empty");
+  const Config c = load_config("", {});
   EXPECT_EQ(c.data.name, "mnist");
   EXPECT_EQ(c.data.dir, "data/mnist");
   EXPECT_EQ(c.train.local_batch, 64);
@@ -61,7 +79,7 @@ TEST(Config, UnknownKeyIsNamedWithTheNearestValidKey) {
   EXPECT_NE(e.find("test.yaml:2"), std::string::npos) << e;
   EXPECT_NE(e.find("'train.local_bach'"), std::string::npos) << e;
   EXPECT_NE(e.find("did you mean 'train.local_batch'"), std::string::npos) << e;
-  EXPECT_NE(error_of("", {"lr.rul=linear"}).find("did you mean 'lr.rule'"), std::string::npos);
+  EXPECT_NE(override_error_of({"lr.rul=linear"}).find("did you mean 'lr.rule'"), std::string::npos);
   EXPECT_NE(error_of("optimizer: {base_lr: 1}\n").find("did you mean 'optim.base_lr'"), std::string::npos);
 }
 
@@ -94,9 +112,9 @@ TEST(Config, SyntaxErrorsAndBadOverridesNameTheirSource) {
   EXPECT_NE(error_of("train: {epochs: 3\n").find("test.yaml:"), std::string::npos);
   EXPECT_NE(error_of("train: {epochs: 3\n").find("YAML syntax error"), std::string::npos);
   EXPECT_NE(error_of("- a\n- b\n").find("expected a mapping"), std::string::npos);
-  EXPECT_NE(error_of("", {"train.epochs"}).find("override 'train.epochs': expected section.key=value"),
+  EXPECT_NE(override_error_of({"train.epochs"}).find("override 'train.epochs': expected section.key=value"),
             std::string::npos);
-  EXPECT_NE(error_of("", {"train.epochs=x"}).find("override 'train.epochs=x'"), std::string::npos);
+  EXPECT_NE(override_error_of({"train.epochs=x"}).find("override 'train.epochs=x'"), std::string::npos);
 }
 
 TEST(Config, NonScalarKeysAreRefused) {
@@ -115,9 +133,8 @@ TEST(Config, MissingFileIsAnInputError) {
 }
 
 TEST(Config, DumpReadsBackToTheSameConfig) {
-  const Config c = parse_config("", "t",
-                                {"data.name=fashion-mnist", "optim.base_lr=0.0123456789", "lr.rule=sqrt",
-                                 "lr.warmup_epochs=1.5", "train.seed=123456789012", "output.dir=runs/x y"});
+  const Config c = load_config("", {"data.name=fashion-mnist", "optim.base_lr=0.0123456789", "lr.rule=sqrt",
+                                    "lr.warmup_epochs=1.5", "train.seed=123456789012", "output.dir=runs/x y"});
   const std::string dumped = dump_config(c);
   const Config again = parse_config(dumped, "dumped");
   EXPECT_EQ(dump_config(again), dumped);
@@ -150,6 +167,7 @@ TEST(Config, DeepNestingSaysItIsTooDeep) {
   const std::string e = error_of(std::string(5000, '['));
   EXPECT_TRUE(has(e, "test.yaml: YAML nesting is too deep")) << e;
   EXPECT_FALSE(has(e, "bad file")) << e;
+  EXPECT_TRUE(has(override_error_of({"train.epochs=" + std::string(5000, '{')}), "nesting is too deep"));
   // Nesting the parser accepts still stops at the second level.
   std::string nested = "train: {epochs: ";
   for (int i = 0; i < 200; ++i) nested += "{a: ";
@@ -169,6 +187,55 @@ TEST(Config, DuplicateKeysAreRefused) {
                   "test.yaml:2: key 'optim.base_lr' is given twice (first at test.yaml:1)"));
   // Overrides are applied in order, so a later one still replaces an earlier one (and the file).
   EXPECT_EQ(parse_config("train: {epochs: 1}\n", "t", {"train.epochs=2", "train.epochs=3"}).train.epochs, 3);
+}
+
+TEST(Config, SeveralDocumentsAreRefused) {
+  const std::string e = error_of("train: {epochs: 1}\n---\ntrain: {epochs: 500}\n");
+  EXPECT_TRUE(has(e, "test.yaml:2: a second YAML document starts here ('---'); a config is a single document")) << e;
+  EXPECT_TRUE(has(error_of("train: {epochs: 1}\n---\n"), "test.yaml:2: a second YAML document"));
+  EXPECT_TRUE(has(override_error_of({"train.epochs=1\n---\n2"}), "override 'train.epochs=1\n---\n2': a second YAML"));
+  // One document with its optional start and end markers is fine.
+  EXPECT_EQ(parse_config("---\ntrain: {epochs: 4}\n...\n", "t").train.epochs, 4);
+}
+
+TEST(Config, StrayTokensAreSyntaxErrors) {
+  // Found by fuzz_config: yaml-cpp 0.7 ends the document before a stray ',' and LoadAll loops on it
+  // forever; Load alone read the second file as empty, so it trained on the defaults.
+  EXPECT_TRUE(has(error_of("- train\n,\n"), "test.yaml:2: YAML syntax error: unexpected ','"));
+  EXPECT_TRUE(has(error_of("&doc\n,train: {epochs: 3}\n"), "test.yaml:2: YAML syntax error: unexpected ','"));
+  EXPECT_TRUE(has(override_error_of({"train.epochs=,"}), "override 'train.epochs=,': YAML syntax error"));
+}
+
+TEST(Config, EmptyFileIsRefusedNotReadAsDefaults) {
+  for (const std::string empty : {"", "\n", "# all commented out\n#train: {epochs: 3}\n", "---\n", "~\n"})
+    EXPECT_TRUE(has(error_of(empty), "test.yaml: the config file is empty (no keys); omit --config to train on the "
+                                     "defaults"))
+        << empty;
+  const std::string path = write_file("empty.yaml", "");
+  try {
+    load_config(path, {"train.epochs=1"});
+    FAIL() << "accepted an empty file";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(has(e.what(), path + ": the config file is empty")) << e.what();
+  }
+  EXPECT_EQ(load_config("", {}).train.epochs, 10);        // no file at all: the defaults
+  EXPECT_EQ(parse_config("{}\n", "t").train.epochs, 10);  // an explicitly empty mapping
+}
+
+TEST(Config, FilesAreReadThroughTheSameParser) {
+  EXPECT_EQ(load_config(write_file("ok.yaml", "train: {epochs: 7}\n"), {}).train.epochs, 7);
+  try {
+    load_config(write_file("two.yaml", "train: {epochs: 7}\n---\n"), {});
+    FAIL() << "accepted two documents";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(has(e.what(), "two.yaml:2: a second YAML document")) << e.what();
+  }
+  try {
+    load_config(testing::TempDir(), {});
+    FAIL() << "accepted a directory";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(has(e.what(), "is a directory, not a config file")) << e.what();
+  }
 }
 
 TEST(Config, SectionGivenASingleValueIsExplained) {
