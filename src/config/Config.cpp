@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <string_view>
 #include <utility>
 
 #include "common/Errors.h"
@@ -35,17 +36,40 @@ std::string scalar_text(const YAML::Node& node) {
   return node.IsScalar() ? node.Scalar() : std::string("<non-scalar>");
 }
 
+// Integers are decimal digits with an optional sign, as YAML 1.2's core schema reads them. A
+// leading zero is just a digit ("0100" is 100): yaml-cpp's as<int64_t>() would read it as octal
+// (64) and refuse "08"; 0x and 0o forms are refused, so a number means the same in every file
+// and override.
+template <class T>
+T parse_integer(const std::string& text, T lo, T hi) {
+  std::string_view digits = text;
+  if (!digits.empty() && (digits[0] == '+' || digits[0] == '-')) digits.remove_prefix(1);
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    throw "expected an integer, got '" + text + "'";
+  const char* first = text.data() + (text[0] == '+' ? 1 : 0);  // from_chars reads a '-' but not a '+'
+  T value{};
+  if (std::from_chars(first, text.data() + text.size(), value).ec != std::errc())
+    throw "value " + text + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return value;
+}
+
+template <class T>
+T parse_number(const YAML::Node& node) {
+  try {
+    return node.as<T>();
+  } catch (const YAML::Exception&) {
+    throw "expected a number, got '" + scalar_text(node) + "'";
+  }
+}
+
 template <class T>
 Field number(std::string key, std::string help, Ref<T> ref, T lo, T hi) {
   auto parse = [ref, lo, hi](Config& c, const YAML::Node& node) {
     T value{};
-    try {
-      value = node.as<T>();
-    } catch (const YAML::Exception&) {
-      throw std::string(std::is_integral<T>::value ? "expected an integer" : "expected a number") +
-          ", got '" + scalar_text(node) + "'";
-    }
-    if constexpr (std::is_floating_point<T>::value) {
+    if constexpr (std::is_integral<T>::value) {
+      value = parse_integer<T>(scalar_text(node), lo, hi);
+    } else {
+      value = parse_number<T>(node);
       if (!std::isfinite(value)) throw std::string("expected a finite number, got '" + scalar_text(node) + "'");
     }
     if (value < lo || value > hi) {

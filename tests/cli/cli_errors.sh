@@ -65,6 +65,9 @@ printf '# nothing here yet\n' >"$work/empty.yaml"
 expect 2 "empty.yaml: the config file is empty .* omit --config" -- "$DDP_TRAIN" --config "$work/empty.yaml"
 printf 'train: 5\n' >"$work/section.yaml"
 expect 2 "section.yaml:1: 'train' is a section and must be a mapping" -- "$DDP_TRAIN" --config "$work/section.yaml"
+# Decimal, not octal: 0300000 epochs is out of range, and a local batch of 0100 is 100 (not 64) samples.
+expect 2 "'train.epochs': value 300000 is out of range" -- "$DDP_TRAIN" --config "$cfg" train.epochs=0300000
+expect 2 "global batch 100 .*exceeds the training set of 64" -- "$DDP_TRAIN" --config "$cfg" train.local_batch=0100
 
 mkdir -p "$work/bad" && cp "$work/data"/* "$work/bad/"
 printf '\x00\x00\x08\x01\x00\x00\x00\x40' | cat - <(head -c 64 /dev/zero) >"$work/bad/train-images-idx3-ubyte"

@@ -206,6 +206,22 @@ TEST(Config, StrayTokensAreSyntaxErrors) {
   EXPECT_TRUE(has(override_error_of({"train.epochs=,"}), "override 'train.epochs=,': YAML syntax error"));
 }
 
+TEST(Config, IntegersAreDecimalInFilesAndOverrides) {
+  // YAML 1.2 reads a leading zero as a decimal digit; yaml-cpp alone would read 0100 as octal 64.
+  EXPECT_EQ(parse_config("train: {local_batch: 0100}\n", "t").train.local_batch, 100);
+  EXPECT_EQ(load_config("", {"train.local_batch=0100"}).train.local_batch, 100);
+  EXPECT_EQ(parse_config("train: {epochs: 08}\n", "t").train.epochs, 8);
+  EXPECT_EQ(load_config("", {"train.epochs=+5", "train.seed=-0"}).train.epochs, 5);
+  EXPECT_TRUE(has(override_error_of({"train.epochs=0300000"}),
+                  "'train.epochs': value 300000 is out of range [1, 100000]"));
+  for (const std::string bad : {"0x10", "0o17", "1_000", "1e3", "--1", "+", "0b11"}) {
+    EXPECT_TRUE(has(override_error_of({"train.epochs=" + bad}), "expected an integer")) << bad;
+    EXPECT_TRUE(has(error_of("train: {epochs: '" + bad + "'}\n"), "expected an integer")) << bad;
+  }
+  EXPECT_TRUE(has(override_error_of({"train.seed=99999999999999999999"}),
+                  "'train.seed': value 99999999999999999999 is out of range"));
+}
+
 TEST(Config, EmptyFileIsRefusedNotReadAsDefaults) {
   for (const std::string empty : {"", "\n", "# all commented out\n#train: {epochs: 3}\n", "---\n", "~\n"})
     EXPECT_TRUE(has(error_of(empty), "test.yaml: the config file is empty (no keys); omit --config to train on the "
