@@ -266,7 +266,22 @@ std::string keys_of_section(const std::string& section) {
   return keys;
 }
 
-// The nearest valid key, as a suggestion.
+// What may stand at the top level, from the schema: "the sections data, train, ... and the key device".
+std::string top_level_names() {
+  std::vector<std::string> sections;
+  std::string keys;
+  for (const auto& field : schema()) {
+    const std::string section = section_of(field.key);
+    if (section.empty()) keys += (keys.empty() ? "" : ", ") + field.key;
+    else if (std::find(sections.begin(), sections.end(), section) == sections.end()) sections.push_back(section);
+  }
+  std::string names;
+  for (const auto& section : sections) names += (names.empty() ? "" : ", ") + section;
+  return "the sections " + names + " and the key " + keys;
+}
+
+// A suggestion only for a plausible typo (at most a third of the letters, or 2, differ): for a
+// far-off name the nearest key is a misleading guess, so the valid names are listed instead.
 std::string unknown_key_hint(const std::string& key) {
   const Field* nearest = nullptr;
   size_t best = std::numeric_limits<size_t>::max();
@@ -274,7 +289,11 @@ std::string unknown_key_hint(const std::string& key) {
     const size_t d = edit_distance(key, field.key);
     if (d < best) best = d, nearest = &field;
   }
-  return "; did you mean '" + nearest->key + "'?";
+  if (best <= std::max<size_t>(2, key.size() / 3)) return "; did you mean '" + nearest->key + "'?";
+  if (is_section(key)) return "; '" + key + "' is a section, its keys are " + keys_of_section(key);
+  if (is_section(section_of(key)))
+    return "; the keys of '" + section_of(key) + "' are " + keys_of_section(section_of(key));
+  return "; the top level has " + top_level_names();
 }
 
 const Field* field_named(const std::string& key) {

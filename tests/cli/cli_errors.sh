@@ -68,6 +68,7 @@ expect 2 "section.yaml:1: 'train' is a section and must be a mapping" -- "$DDP_T
 # Decimal, not octal: 0300000 epochs is out of range, and a local batch of 0100 is 100 (not 64) samples.
 expect 2 "'train.epochs': value 300000 is out of range" -- "$DDP_TRAIN" --config "$cfg" train.epochs=0300000
 expect 2 "global batch 100 .*exceeds the training set of 64" -- "$DDP_TRAIN" --config "$cfg" train.local_batch=0100
+expect 2 "unknown key 'a.b.c'; the top level has the sections" -- "$DDP_TRAIN" a.b.c=1
 
 mkdir -p "$work/bad" && cp "$work/data"/* "$work/bad/"
 printf '\x00\x00\x08\x01\x00\x00\x00\x40' | cat - <(head -c 64 /dev/zero) >"$work/bad/train-images-idx3-ubyte"

@@ -263,6 +263,21 @@ TEST(Config, SectionGivenASingleValueIsExplained) {
   EXPECT_TRUE(has(error_of("lr: [linear]\n"), "'lr' is a section and must be a mapping of its keys (e.g. 'lr: "
                                               "{rule: none}'), not a list"));
   EXPECT_TRUE(has(error_of("optim:\n"), "'optim' is a section and must be a mapping of its keys"));
+  EXPECT_TRUE(has(override_error_of({"train=5"}), "unknown key 'train'; 'train' is a section, its keys are epochs"));
+}
+
+TEST(Config, SuggestionsOnlyForCloseNames) {
+  EXPECT_TRUE(has(override_error_of({"train.epoch=3"}), "did you mean 'train.epochs'?"));
+  const std::string far = error_of("a:\n  b:\n    c: 1\n");
+  EXPECT_FALSE(has(far, "did you mean")) << far;
+  EXPECT_TRUE(has(far, "unknown key 'a.b'; the top level has the sections data, train, optim")) << far;
+  EXPECT_TRUE(has(far, "and the key device")) << far;
+  const std::string far_override = override_error_of({"a.b.c=1"});
+  EXPECT_FALSE(has(far_override, "did you mean")) << far_override;
+  const std::string in_section = override_error_of({"optim.lr=1"});
+  EXPECT_TRUE(has(in_section, "unknown key 'optim.lr'; the keys of 'optim' are base_lr, momentum, weight_decay, "
+                              "nesterov"))
+      << in_section;
 }
 
 }  // namespace
