@@ -329,7 +329,7 @@ void apply(Config& config, const std::string& key, const YAML::Node& value, cons
   }
 }
 
-// Where each key of a file was set ("file.yaml:3"), to refuse one given twice.
+// Where each key's value was set: "file.yaml:3" or "override 'key=value'"; absent: the default.
 using Origins = std::map<std::string, std::string>;
 
 // One config file being applied. Keys are two levels deep (section.key, or a top-level key), so
@@ -419,19 +419,44 @@ void apply_document(FileWalk& walk) {
   }
 }
 
-void validate(Config& config, const std::string& source) {
+// Where the values of `keys` came from, for an error that involves several keys: "test.yaml:3",
+// "override 'lr.decay=step'", both joined by "and"; keys left at their defaults are not named.
+std::string origin_of(const Origins& origins, std::initializer_list<const char*> keys) {
+  std::vector<std::string> named;
+  for (const char* key : keys) {
+    const auto origin = origins.find(key);
+    if (origin != origins.end() && std::find(named.begin(), named.end(), origin->second) == named.end())
+      named.push_back(origin->second);
+  }
+  std::string where;
+  for (const auto& origin : named) where += (where.empty() ? "" : " and ") + origin;
+  return where.empty() ? "defaults" : where;  // not reached: the defaults pass every check
+}
+
+void validate(Config& config, const Origins& origins) {
   if (config.lr.decay == LrDecay::Step && config.lr.step_every_epochs <= 0.0)
-    throw InputError(source + ": key 'lr.step_every_epochs' must be > 0 when lr.decay is step");
+    throw InputError(origin_of(origins, {"lr.decay", "lr.step_every_epochs"}) +
+                     ": key 'lr.step_every_epochs' must be > 0 when lr.decay is step");
   if (config.lr.decay == LrDecay::Cosine && config.lr.min_lr > config.optim.base_lr &&
       config.lr.rule == ScalingRule::None)
-    throw InputError(source + ": key 'lr.min_lr' exceeds optim.base_lr");
+    throw InputError(origin_of(origins, {"lr.decay", "lr.min_lr", "optim.base_lr", "lr.rule"}) +
+                     ": key 'lr.min_lr' exceeds optim.base_lr");
   if (config.optim.nesterov && config.optim.momentum <= 0.0)
-    throw InputError(source + ": key 'optim.nesterov' needs optim.momentum > 0");
+    throw InputError(origin_of(origins, {"optim.nesterov", "optim.momentum"}) +
+                     ": key 'optim.nesterov' needs optim.momentum > 0");
   if (config.device == Device::Cpu && config.comm.backend == Backend::Nccl)
-    throw InputError(source + ": key 'comm.backend' is nccl but device is cpu; NCCL needs CUDA tensors");
+    throw InputError(origin_of(origins, {"device", "comm.backend"}) +
+                     ": key 'comm.backend' is nccl but device is cpu; NCCL needs CUDA tensors");
   if (config.train.on_nonfinite == NonFinitePolicy::Skip && config.train.check_every > 1)
-    throw InputError(source + ": key 'train.check_every' is " + std::to_string(config.train.check_every) +
+    throw InputError(origin_of(origins, {"train.on_nonfinite", "train.check_every"}) + ": key 'train.check_every' is " +
+                     std::to_string(config.train.check_every) +
                      " but train.on_nonfinite=skip decides on every step's update; use train.check_every=1 (or 0)");
+  // Warmup ramps up to the scaled lr over lr.warmup_epochs: longer than the run, the scaled lr is
+  // never reached. (lr.warmup_steps > 0 replaces this key, which is then unused.)
+  if (config.lr.warmup_steps == 0 && config.lr.warmup_epochs > double(config.train.epochs))
+    throw InputError(origin_of(origins, {"lr.warmup_epochs", "train.epochs"}) + ": key 'lr.warmup_epochs' is " +
+                     shown(config, "lr.warmup_epochs") + " but train.epochs is " + shown(config, "train.epochs") +
+                     ": the warmup would outlast the run and never reach the scaled lr; make it at most train.epochs");
   if (config.data.dir.empty()) config.data.dir = "data/" + config.data.name;
 }
 
@@ -488,7 +513,7 @@ YAML::Node load_document(const std::string& text, const std::string& where, bool
   }
 }
 
-void apply_override(Config& config, const std::string& override) {
+void apply_override(Config& config, Origins& origins, const std::string& override) {
   const auto eq = override.find('=');
   if (eq == std::string::npos || eq == 0)
     throw InputError("override '" + override + "': expected section.key=value");
@@ -497,6 +522,7 @@ void apply_override(Config& config, const std::string& override) {
   YAML::Node value = load_document(override.substr(eq + 1), where, false);
   if (value.IsNull()) value = YAML::Node(std::string());  // `output.dir=` means empty
   apply(config, key, value, where);
+  origins[key] = where;
 }
 
 // `document` null: the defaults, then the overrides.
@@ -507,8 +533,8 @@ Config build(const YAML::Node& document, const std::string& source, const std::v
     FileWalk walk{config, origins, source, document};
     apply_document(walk);
   }
-  for (const auto& override : overrides) apply_override(config, override);
-  validate(config, source);
+  for (const auto& override : overrides) apply_override(config, origins, override);
+  validate(config, origins);
   return config;
 }
 

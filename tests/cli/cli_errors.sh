@@ -68,6 +68,8 @@ expect 2 "section.yaml:1: 'train' is a section and must be a mapping" -- "$DDP_T
 # Decimal, not octal: 0300000 epochs is out of range, and a local batch of 0100 is 100 (not 64) samples.
 expect 2 "'train.epochs': value 300000 is out of range" -- "$DDP_TRAIN" --config "$cfg" train.epochs=0300000
 expect 2 "global batch 100 .*exceeds the training set of 64" -- "$DDP_TRAIN" --config "$cfg" train.local_batch=0100
+expect 2 "key 'lr.warmup_epochs' is 2 but train.epochs is 1" -- "$DDP_TRAIN" --config "$cfg" lr.warmup_epochs=2
+expect 2 "^ddp-train: error: override 'train.on_nonfinite=skip' and override 'train.check_every=3': " -- "$DDP_TRAIN" train.on_nonfinite=skip train.check_every=3
 expect 2 "unknown key 'a.b.c'; the top level has the sections" -- "$DDP_TRAIN" a.b.c=1
 
 mkdir -p "$work/bad" && cp "$work/data"/* "$work/bad/"

@@ -254,6 +254,27 @@ TEST(Config, FilesAreReadThroughTheSameParser) {
   }
 }
 
+TEST(Config, WarmupLongerThanTheRunIsRefused) {
+  const std::string e = error_of("train: {epochs: 3}\nlr: {rule: linear, warmup_epochs: 4.5}\n");
+  EXPECT_TRUE(has(e, "test.yaml:2 and test.yaml:1: key 'lr.warmup_epochs' is 4.5 but train.epochs is 3")) << e;
+  EXPECT_TRUE(has(override_error_of({"lr.warmup_epochs=11"}), "is 11 but train.epochs is 10"));
+  EXPECT_DOUBLE_EQ(parse_config("train: {epochs: 3}\nlr: {warmup_epochs: 3}\n", "t").lr.warmup_epochs, 3.0);
+  // lr.warmup_steps > 0 replaces lr.warmup_epochs, which then does not matter.
+  EXPECT_EQ(load_config("", {"lr.warmup_epochs=11", "lr.warmup_steps=5"}).lr.warmup_steps, 5);
+}
+
+TEST(Config, CrossKeyErrorsNameWhereTheValuesCameFrom) {
+  const std::string only_overrides = override_error_of({"train.on_nonfinite=skip", "train.check_every=3"});
+  EXPECT_TRUE(has(only_overrides, "override 'train.on_nonfinite=skip' and override 'train.check_every=3': key "
+                                  "'train.check_every' is 3"))
+      << only_overrides;
+  EXPECT_FALSE(has(only_overrides, "defaults")) << only_overrides;
+  const std::string mixed = error_of("lr:\n  decay: step\n", {"train.epochs=2"});
+  EXPECT_TRUE(has(mixed, "test.yaml:2: key 'lr.step_every_epochs' must be > 0")) << mixed;
+  const std::string both = error_of("device: cpu\n", {"comm.backend=nccl"});
+  EXPECT_TRUE(has(both, "test.yaml:1 and override 'comm.backend=nccl': key 'comm.backend' is nccl")) << both;
+}
+
 TEST(Config, SectionGivenASingleValueIsExplained) {
   const std::string e = error_of("train: 5\n");
   EXPECT_TRUE(has(e, "test.yaml:1: 'train' is a section and must be a mapping of its keys (e.g. 'train: {epochs: "
