@@ -49,6 +49,7 @@ expect 2 "key 'train.check_every' is 3 but train.on_nonfinite=skip decides on ev
 printf 'train: {epochs: 2\n' >"$work/syntax.yaml"
 expect 2 "syntax.yaml:[0-9]+: YAML syntax error" -- "$DDP_TRAIN" --config "$work/syntax.yaml"
 expect 2 "missing train-images-idx3-ubyte" -- "$DDP_TRAIN" --config "$cfg" data.dir="$work/empty"
+expect 2 "ok.yaml: data.dir is a file, not a directory" -- "$DDP_TRAIN" --config "$cfg" data.dir="$cfg"
 
 # Issue #10: YAML that used to crash the loader or be misread ends as exit 2 naming the file.
 printf 'train: &a {epochs: 1, x: *a}\n' >"$work/alias.yaml"
