@@ -1,14 +1,19 @@
 #include "config/Config.h"
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion, not in yaml.h
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
 #include <sstream>
+#include <string_view>
 #include <utility>
 
 #include "common/Errors.h"
@@ -31,17 +36,40 @@ std::string scalar_text(const YAML::Node& node) {
   return node.IsScalar() ? node.Scalar() : std::string("<non-scalar>");
 }
 
+// Integers are decimal digits with an optional sign, as YAML 1.2's core schema reads them. A
+// leading zero is just a digit ("0100" is 100): yaml-cpp's as<int64_t>() would read it as octal
+// (64) and refuse "08"; 0x and 0o forms are refused, so a number means the same in every file
+// and override.
+template <class T>
+T parse_integer(const std::string& text, T lo, T hi) {
+  std::string_view digits = text;
+  if (!digits.empty() && (digits[0] == '+' || digits[0] == '-')) digits.remove_prefix(1);
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    throw "expected an integer, got '" + text + "'";
+  const char* first = text.data() + (text[0] == '+' ? 1 : 0);  // from_chars reads a '-' but not a '+'
+  T value{};
+  if (std::from_chars(first, text.data() + text.size(), value).ec != std::errc())
+    throw "value " + text + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return value;
+}
+
+template <class T>
+T parse_number(const YAML::Node& node) {
+  try {
+    return node.as<T>();
+  } catch (const YAML::Exception&) {
+    throw "expected a number, got '" + scalar_text(node) + "'";
+  }
+}
+
 template <class T>
 Field number(std::string key, std::string help, Ref<T> ref, T lo, T hi) {
   auto parse = [ref, lo, hi](Config& c, const YAML::Node& node) {
     T value{};
-    try {
-      value = node.as<T>();
-    } catch (const YAML::Exception&) {
-      throw std::string(std::is_integral<T>::value ? "expected an integer" : "expected a number") +
-          ", got '" + scalar_text(node) + "'";
-    }
-    if constexpr (std::is_floating_point<T>::value) {
+    if constexpr (std::is_integral<T>::value) {
+      value = parse_integer<T>(scalar_text(node), lo, hi);
+    } else {
+      value = parse_number<T>(node);
       if (!std::isfinite(value)) throw std::string("expected a finite number, got '" + scalar_text(node) + "'");
     }
     if (value < lo || value > hi) {
@@ -219,22 +247,75 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-const Field& find_field(const std::string& key, const std::string& where) {
+// "train" of "train.epochs"; empty for a top-level key such as "device".
+std::string section_of(const std::string& key) {
+  const auto dot = key.find('.');
+  return dot == std::string::npos ? std::string() : key.substr(0, dot);
+}
+
+bool is_section(const std::string& name) {
+  return !name.empty() && std::any_of(schema().begin(), schema().end(),
+                                      [&](const Field& field) { return section_of(field.key) == name; });
+}
+
+// The keys of `section` without its prefix, in schema order: "epochs, local_batch, ...".
+std::string keys_of_section(const std::string& section) {
+  std::string keys;
+  for (const auto& field : schema())
+    if (section_of(field.key) == section) keys += (keys.empty() ? "" : ", ") + field.key.substr(section.size() + 1);
+  return keys;
+}
+
+// What may stand at the top level, from the schema: "the sections data, train, ... and the key device".
+std::string top_level_names() {
+  std::vector<std::string> sections;
+  std::string keys;
+  for (const auto& field : schema()) {
+    const std::string section = section_of(field.key);
+    if (section.empty()) keys += (keys.empty() ? "" : ", ") + field.key;
+    else if (std::find(sections.begin(), sections.end(), section) == sections.end()) sections.push_back(section);
+  }
+  std::string names;
+  for (const auto& section : sections) names += (names.empty() ? "" : ", ") + section;
+  return "the sections " + names + " and the key " + keys;
+}
+
+// A suggestion only for a plausible typo (at most a third of the letters, or 2, differ): for a
+// far-off name the nearest key is a misleading guess, so the valid names are listed instead.
+std::string unknown_key_hint(const std::string& key) {
   const Field* nearest = nullptr;
   size_t best = std::numeric_limits<size_t>::max();
   for (const auto& field : schema()) {
-    if (field.key == key) return field;
     const size_t d = edit_distance(key, field.key);
     if (d < best) best = d, nearest = &field;
   }
-  throw InputError(where + ": unknown key '" + key + "'; did you mean '" + nearest->key + "'?");
+  if (best <= std::max<size_t>(2, key.size() / 3)) return "; did you mean '" + nearest->key + "'?";
+  if (is_section(key)) return "; '" + key + "' is a section, its keys are " + keys_of_section(key);
+  if (is_section(section_of(key)))
+    return "; the keys of '" + section_of(key) + "' are " + keys_of_section(section_of(key));
+  return "; the top level has " + top_level_names();
 }
 
-std::string location(const std::string& source, const YAML::Node& node) {
-  const YAML::Mark mark = node.Mark();
+const Field* field_named(const std::string& key) {
+  for (const auto& field : schema())
+    if (field.key == key) return &field;
+  return nullptr;
+}
+
+// A key's value as the dump shows it; `key` is one of the schema's.
+std::string shown(const Config& config, const std::string& key) { return field_named(key)->show(config); }
+
+const Field& find_field(const std::string& key, const std::string& where) {
+  if (const Field* field = field_named(key)) return *field;
+  throw InputError(where + ": unknown key '" + key + "'" + unknown_key_hint(key));
+}
+
+std::string location(const std::string& source, const YAML::Mark& mark) {
   if (mark.is_null()) return source;
   return source + ":" + std::to_string(mark.line + 1);
 }
+
+std::string location(const std::string& source, const YAML::Node& node) { return location(source, node.Mark()); }
 
 void apply(Config& config, const std::string& key, const YAML::Node& value, const std::string& where) {
   const Field& field = find_field(key, where);
@@ -248,88 +329,239 @@ void apply(Config& config, const std::string& key, const YAML::Node& value, cons
   }
 }
 
-// Walks nested mappings, applying each leaf as its dotted key.
-void apply_tree(Config& config, const YAML::Node& node, const std::string& prefix, const std::string& source) {
-  for (const auto& entry : node) {
-    // YAML allows a list or mapping as a key ("? [a, b]: 1"); a config key is a plain name.
+// Where each key's value was set: "file.yaml:3" or "override 'key=value'"; absent: the default.
+using Origins = std::map<std::string, std::string>;
+
+// One config file being applied. Keys are two levels deep (section.key, or a top-level key), so
+// the walk has exactly two levels: no YAML input, however nested or self-referencing, recurses it.
+struct FileWalk {
+  Config& config;
+  Origins& origins;
+  const std::string& source;
+  const YAML::Node& root;
+};
+
+// YAML requires the keys of a mapping to be unique; yaml-cpp keeps every pair of a duplicate, so
+// unchecked the last one would silently win. A key is a plain name: YAML also allows a list or
+// mapping as a key ("? [a, b]: 1").
+void check_keys(const YAML::Node& mapping, const std::string& prefix, const std::string& source) {
+  std::map<std::string, int> first_line;
+  for (const auto& entry : mapping) {
     if (!entry.first.IsScalar())
       throw InputError(location(source, entry.first) + ": a key must be a plain name" +
                        (prefix.empty() ? std::string() : " (under '" + prefix + "')"));
+    const std::string key = prefix.empty() ? entry.first.Scalar() : prefix + "." + entry.first.Scalar();
+    const auto [first, fresh] = first_line.emplace(key, entry.first.Mark().line + 1);
+    if (!fresh)
+      throw InputError(location(source, entry.first) + ": key '" + key + "' is given twice (first on line " +
+                       std::to_string(first->second) + "); YAML keys must be unique");
+  }
+}
+
+// An alias may name a mapping that contains it (`train: &a {x: *a}`), making the tree infinite.
+void refuse_recursive_alias(const YAML::Node& value, const std::vector<YAML::Node>& ancestors,
+                            const std::string& where, const std::string& key) {
+  for (const auto& ancestor : ancestors)
+    if (value.is(ancestor))
+      throw InputError(where + ": key '" + key +
+                       "' is an alias of a mapping that contains it; a YAML alias must not refer to itself");
+}
+
+// Keys are located by the key's line: an alias's value carries the line of its anchor.
+void apply_entry(FileWalk& walk, const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+  const std::string where = location(walk.source, key_node);
+  // Also catches one key written both ways: `optim.base_lr: 1` and `optim: {base_lr: 2}`.
+  if (const auto seen = walk.origins.find(key); seen != walk.origins.end())
+    throw InputError(where + ": key '" + key + "' is given twice (first at " + seen->second + ")");
+  apply(walk.config, key, value, where);
+  walk.origins[key] = where;
+}
+
+void apply_section(FileWalk& walk, const std::string& section, const YAML::Node& key_node, const YAML::Node& body) {
+  const std::string where = location(walk.source, key_node);
+  if (!body.IsMap()) {
+    const std::string keys = keys_of_section(section);
+    const std::string example = keys.substr(0, keys.find(','));
+    throw InputError(where + ": '" + section + "' is a section and must be a mapping of its keys (e.g. '" + section +
+                     ": {" + example + ": " + shown(Config{}, section + "." + example) + "}'), not " +
+                     (body.IsSequence() ? "a list" : body.IsNull() ? "empty" : "a single value") + "; its keys are " +
+                     keys);
+  }
+  check_keys(body, section, walk.source);
+  for (const auto& entry : body) {
+    const std::string key = section + "." + entry.first.Scalar();
+    refuse_recursive_alias(entry.second, {walk.root, body}, location(walk.source, entry.first), key);
+    apply_entry(walk, key, entry.first, entry.second);
+  }
+}
+
+// Names the first key of an unknown section, so that `optimizer: {base_lr: 1}` suggests optim.base_lr.
+[[noreturn]] void refuse_unknown_section(const FileWalk& walk, const std::string& name, const YAML::Node& body) {
+  check_keys(body, name, walk.source);
+  const YAML::Node first = body.begin()->first;
+  const std::string key = name + "." + first.Scalar();
+  throw InputError(location(walk.source, first) + ": unknown key '" + key + "'" + unknown_key_hint(key));
+}
+
+void apply_document(FileWalk& walk) {
+  if (!walk.root.IsMap()) throw InputError(walk.source + ": expected a mapping of sections at the top level");
+  check_keys(walk.root, "", walk.source);
+  for (const auto& entry : walk.root) {
     const std::string name = entry.first.Scalar();
-    const std::string key = prefix.empty() ? name : prefix + "." + name;
-    if (entry.second.IsMap()) {
-      apply_tree(config, entry.second, key, source);
+    refuse_recursive_alias(entry.second, {walk.root}, location(walk.source, entry.first), name);
+    if (is_section(name)) {
+      apply_section(walk, name, entry.first, entry.second);
+    } else if (entry.second.IsMap() && entry.second.size() > 0 && !field_named(name)) {
+      refuse_unknown_section(walk, name, entry.second);
     } else {
-      apply(config, key, entry.second, location(source, entry.second));
+      apply_entry(walk, name, entry.first, entry.second);
     }
   }
 }
 
-void validate(Config& config, const std::string& source) {
+// Where the values of `keys` came from, for an error that involves several keys: "test.yaml:3",
+// "override 'lr.decay=step'", both joined by "and"; keys left at their defaults are not named.
+std::string origin_of(const Origins& origins, std::initializer_list<const char*> keys) {
+  std::vector<std::string> named;
+  for (const char* key : keys) {
+    const auto origin = origins.find(key);
+    if (origin != origins.end() && std::find(named.begin(), named.end(), origin->second) == named.end())
+      named.push_back(origin->second);
+  }
+  std::string where;
+  for (const auto& origin : named) where += (where.empty() ? "" : " and ") + origin;
+  return where.empty() ? "defaults" : where;  // not reached: the defaults pass every check
+}
+
+void validate(Config& config, const Origins& origins) {
   if (config.lr.decay == LrDecay::Step && config.lr.step_every_epochs <= 0.0)
-    throw InputError(source + ": key 'lr.step_every_epochs' must be > 0 when lr.decay is step");
+    throw InputError(origin_of(origins, {"lr.decay", "lr.step_every_epochs"}) +
+                     ": key 'lr.step_every_epochs' must be > 0 when lr.decay is step");
   if (config.lr.decay == LrDecay::Cosine && config.lr.min_lr > config.optim.base_lr &&
       config.lr.rule == ScalingRule::None)
-    throw InputError(source + ": key 'lr.min_lr' exceeds optim.base_lr");
+    throw InputError(origin_of(origins, {"lr.decay", "lr.min_lr", "optim.base_lr", "lr.rule"}) +
+                     ": key 'lr.min_lr' exceeds optim.base_lr");
   if (config.optim.nesterov && config.optim.momentum <= 0.0)
-    throw InputError(source + ": key 'optim.nesterov' needs optim.momentum > 0");
+    throw InputError(origin_of(origins, {"optim.nesterov", "optim.momentum"}) +
+                     ": key 'optim.nesterov' needs optim.momentum > 0");
   if (config.device == Device::Cpu && config.comm.backend == Backend::Nccl)
-    throw InputError(source + ": key 'comm.backend' is nccl but device is cpu; NCCL needs CUDA tensors");
+    throw InputError(origin_of(origins, {"device", "comm.backend"}) +
+                     ": key 'comm.backend' is nccl but device is cpu; NCCL needs CUDA tensors");
   if (config.train.on_nonfinite == NonFinitePolicy::Skip && config.train.check_every > 1)
-    throw InputError(source + ": key 'train.check_every' is " + std::to_string(config.train.check_every) +
+    throw InputError(origin_of(origins, {"train.on_nonfinite", "train.check_every"}) + ": key 'train.check_every' is " +
+                     std::to_string(config.train.check_every) +
                      " but train.on_nonfinite=skip decides on every step's update; use train.check_every=1 (or 0)");
+  // Warmup ramps up to the scaled lr over lr.warmup_epochs: longer than the run, the scaled lr is
+  // never reached. (lr.warmup_steps > 0 replaces this key, which is then unused.)
+  if (config.lr.warmup_steps == 0 && config.lr.warmup_epochs > double(config.train.epochs))
+    throw InputError(origin_of(origins, {"lr.warmup_epochs", "train.epochs"}) + ": key 'lr.warmup_epochs' is " +
+                     shown(config, "lr.warmup_epochs") + " but train.epochs is " + shown(config, "train.epochs") +
+                     ": the warmup would outlast the run and never reach the scaled lr; make it at most train.epochs");
   if (config.data.dir.empty()) config.data.dir = "data/" + config.data.name;
 }
 
-Config build(const YAML::Node& root, const std::string& source, const std::vector<std::string>& overrides) {
-  Config config;
-  if (root && !root.IsNull()) {
-    if (!root.IsMap()) throw InputError(source + ": expected a mapping of sections at the top level");
-    apply_tree(config, root, "", source);
-  }
-  for (const auto& override : overrides) {
-    const auto eq = override.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw InputError("override '" + override + "': expected section.key=value");
-    const std::string key = override.substr(0, eq);
-    const std::string where = "override '" + override + "'";
-    YAML::Node value;
-    try {
-      value = YAML::Load(override.substr(eq + 1));
-    } catch (const YAML::Exception& e) {
-      throw InputError(where + ": " + e.msg);
+// Records where each document of a YAML stream starts, and nothing else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// Where the first documents of `text` start (at most three: one more than a config may have).
+// yaml-cpp 0.7 (Debian 12's) does not consume a stray token where a value should be (`,` in
+// "- a\n,"): Load silently ends the document before it, and LoadAll returns an empty document at
+// the same place forever (fixed upstream in jbeder/yaml-cpp#1319). A document that starts where
+// the previous one did is that stray token: a syntax error.
+std::vector<YAML::Mark> document_starts(const std::string& text) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  while (starts.marks.size() < 3 && parser.HandleNextDocument(starts)) {
+    const auto& marks = starts.marks;
+    if (marks.size() >= 2 && marks.back().pos == marks[marks.size() - 2].pos) {
+      const size_t pos = size_t(marks.back().pos);
+      throw YAML::ParserException(marks.back(), pos < text.size() ? "unexpected '" + text.substr(pos, 1) + "'"
+                                                                  : "unexpected end of input");
     }
-    if (value.IsNull()) value = YAML::Node(std::string());  // `output.dir=` means empty
-    apply(config, key, value, where);
   }
-  validate(config, source);
+  return starts.marks;
+}
+
+// The one document in `text` (a null node when there is none); a YAML error becomes an InputError
+// at `where` (and the line, for a file). A second document ("---") is refused: reading only the
+// first would silently ignore the rest.
+YAML::Node load_document(const std::string& text, const std::string& where, bool with_line) {
+  const auto at = [&](const YAML::Mark& mark) { return with_line ? location(where, mark) : where; };
+  try {
+    const std::vector<YAML::Mark> starts = document_starts(text);
+    if (starts.size() > 1)
+      throw InputError(at(starts[1]) + ": a second YAML document starts here ('---'); a config is a single document");
+    return YAML::Load(text);
+  } catch (const YAML::DeepRecursion&) {
+    // yaml-cpp's own message is "bad file", at line 1 wherever the nesting is.
+    throw InputError(where + ": YAML nesting is too deep; a config has two levels, sections and their keys");
+  } catch (const YAML::Exception& e) {
+    throw InputError(at(e.mark) + ": YAML syntax error: " + e.msg);
+  }
+}
+
+void apply_override(Config& config, Origins& origins, const std::string& override) {
+  const auto eq = override.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw InputError("override '" + override + "': expected section.key=value");
+  const std::string key = override.substr(0, eq);
+  const std::string where = "override '" + override + "'";
+  YAML::Node value = load_document(override.substr(eq + 1), where, false);
+  if (value.IsNull()) value = YAML::Node(std::string());  // `output.dir=` means empty
+  apply(config, key, value, where);
+  origins[key] = where;
+}
+
+// `document` null: the defaults, then the overrides.
+Config build(const YAML::Node& document, const std::string& source, const std::vector<std::string>& overrides) {
+  Config config;
+  Origins origins;
+  if (!document.IsNull()) {
+    FileWalk walk{config, origins, source, document};
+    apply_document(walk);
+  }
+  for (const auto& override : overrides) apply_override(config, origins, override);
+  validate(config, origins);
   return config;
+}
+
+std::string read_config_file(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) throw InputError(path + ": is a directory, not a config file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot open config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace
 
 Config parse_config(const std::string& yaml_text, const std::string& source,
                     const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    throw InputError(source + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
-  return build(root, source, overrides);
+  const YAML::Node document = load_document(yaml_text, source, true);
+  // Most likely a mistake (a wrong or truncated file) rather than a request for the defaults.
+  if (document.IsNull())
+    throw InputError(source + ": the config file is empty (no keys); omit --config to train on the defaults");
+  return build(document, source, overrides);
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (path.empty()) return build(YAML::Node(), "defaults", overrides);
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw InputError(path + ": cannot open config file");
-  } catch (const YAML::Exception& e) {
-    throw InputError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
-  return build(root, path, overrides);
+  return parse_config(read_config_file(path), path, overrides);
 }
 
 std::string dump_config(const Config& config) {

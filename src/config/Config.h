@@ -111,7 +111,9 @@ struct Config {
 // Throws InputError naming the file or override and the key on any problem.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides);
 
-// Parses YAML text (for tests and tools); `source` names it in errors.
+// Parses the text of a config file, as load_config does; `source` names it in errors. The text
+// must be one YAML document holding at least one key: an empty file is refused, not read as
+// the defaults.
 Config parse_config(const std::string& yaml_text, const std::string& source,
                     const std::vector<std::string>& overrides = {});
 

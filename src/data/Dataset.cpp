@@ -42,6 +42,10 @@ PixelStats pixel_stats(const std::string& name) {
 }
 
 Dataset load_dataset(const std::string& name, const std::string& dir, bool normalize) {
+  // Otherwise a file given as data.dir reads as a directory with all four IDX files missing.
+  std::error_code error;
+  if (std::filesystem::exists(dir, error) && !std::filesystem::is_directory(dir, error))
+    throw InputError(dir + ": data.dir is a file, not a directory; set it to the directory with the four IDX files");
   return {name, load_split(name, dir, "train", normalize), load_split(name, dir, "t10k", normalize)};
 }
 

@@ -49,6 +49,30 @@ expect 2 "key 'train.check_every' is 3 but train.on_nonfinite=skip decides on ev
 printf 'train: {epochs: 2\n' >"$work/syntax.yaml"
 expect 2 "syntax.yaml:[0-9]+: YAML syntax error" -- "$DDP_TRAIN" --config "$work/syntax.yaml"
 expect 2 "missing train-images-idx3-ubyte" -- "$DDP_TRAIN" --config "$cfg" data.dir="$work/empty"
+expect 2 "ok.yaml: data.dir is a file, not a directory" -- "$DDP_TRAIN" --config "$cfg" data.dir="$cfg"
+
+# Issue #10: YAML that used to crash the loader or be misread ends as exit 2 naming the file.
+printf 'train: &a {epochs: 1, x: *a}\n' >"$work/alias.yaml"
+expect 2 "alias.yaml:1: key 'train.x' is an alias of a mapping that contains it" -- "$DDP_TRAIN" --config "$work/alias.yaml"
+printf '&doc\ntrain: *doc\n' >"$work/alias-doc.yaml"
+expect 2 "alias-doc.yaml:2: key 'train' is an alias of a mapping that contains it" -- "$DDP_TRAIN" --config "$work/alias-doc.yaml"
+head -c 5000 /dev/zero | tr '\0' '{' >"$work/deep.yaml"
+expect 2 "deep.yaml: YAML nesting is too deep" -- "$DDP_TRAIN" --config "$work/deep.yaml"
+printf 'train:\n  epochs: 1\n  epochs: 2\n' >"$work/dup.yaml"
+expect 2 "dup.yaml:3: key 'train.epochs' is given twice" -- "$DDP_TRAIN" --config "$work/dup.yaml"
+printf 'train: {epochs: 1}\n---\ntrain: {epochs: 2}\n' >"$work/docs.yaml"
+expect 2 "docs.yaml:2: a second YAML document starts here" -- "$DDP_TRAIN" --config "$work/docs.yaml"
+printf '# nothing here yet\n' >"$work/empty.yaml"
+expect 2 "empty.yaml: the config file is empty .* omit --config" -- "$DDP_TRAIN" --config "$work/empty.yaml"
+printf 'train: 5\n' >"$work/section.yaml"
+expect 2 "section.yaml:1: 'train' is a section and must be a mapping" -- "$DDP_TRAIN" --config "$work/section.yaml"
+# Decimal, not octal: 0300000 epochs is out of range, and a local batch of 0100 is 100 (not 64) samples.
+expect 2 "'train.epochs': value 300000 is out of range" -- "$DDP_TRAIN" --config "$cfg" train.epochs=0300000
+expect 2 "global batch 100 .*exceeds the training set of 64" -- "$DDP_TRAIN" --config "$cfg" train.local_batch=0100
+expect 2 "key 'lr.warmup_epochs' is 2 but train.epochs is 1" -- "$DDP_TRAIN" --config "$cfg" lr.warmup_epochs=2
+expect 2 "^ddp-train: error: override 'train.on_nonfinite=skip' and override 'train.check_every=3': " -- "$DDP_TRAIN" train.on_nonfinite=skip train.check_every=3
+expect 2 "unknown key 'a.b.c'; the top level has the sections" -- "$DDP_TRAIN" a.b.c=1
+
 mkdir -p "$work/bad" && cp "$work/data"/* "$work/bad/"
 printf '\x00\x00\x08\x01\x00\x00\x00\x40' | cat - <(head -c 64 /dev/zero) >"$work/bad/train-images-idx3-ubyte"
 expect 2 "train-images-idx3-ubyte: wrong IDX magic" -- "$DDP_TRAIN" --config "$cfg" data.dir="$work/bad"

@@ -21,8 +21,28 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
   return "";
 }
 
+// The error message for overrides that must be refused with no config file.
+std::string override_error_of(const std::vector<std::string>& overrides) {
+  try {
+    load_config("", overrides);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "overrides were accepted";
+  return "";
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// A file under the test's temporary directory holding `text`.
+std::string write_file(const std::string& name, const std::string& text) {
+  const std::string path = testing::TempDir() + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
 TEST(Config, DefaultsAreTheArticleSetup) {
-  const Config c = parse_config("", "empty");
+  const Config c = load_config("", {});
   EXPECT_EQ(c.data.name, "mnist");
   EXPECT_EQ(c.data.dir, "data/mnist");
   EXPECT_EQ(c.train.local_batch, 64);
@@ -59,7 +79,7 @@ TEST(Config, UnknownKeyIsNamedWithTheNearestValidKey) {
   EXPECT_NE(e.find("test.yaml:2"), std::string::npos) << e;
   EXPECT_NE(e.find("'train.local_bach'"), std::string::npos) << e;
   EXPECT_NE(e.find("did you mean 'train.local_batch'"), std::string::npos) << e;
-  EXPECT_NE(error_of("", {"lr.rul=linear"}).find("did you mean 'lr.rule'"), std::string::npos);
+  EXPECT_NE(override_error_of({"lr.rul=linear"}).find("did you mean 'lr.rule'"), std::string::npos);
   EXPECT_NE(error_of("optimizer: {base_lr: 1}\n").find("did you mean 'optim.base_lr'"), std::string::npos);
 }
 
@@ -73,7 +93,6 @@ TEST(Config, WrongTypesAreRefusedWithTheKey) {
   EXPECT_NE(error_of("optim: {base_lr: .nan}\n").find("finite"), std::string::npos);
   EXPECT_NE(error_of("train: {epochs: [1, 2]}\n").find("'train.epochs' expects a single value, not a list"),
             std::string::npos);
-  EXPECT_NE(error_of("train: 5\n").find("unknown key 'train'"), std::string::npos);
 }
 
 TEST(Config, OutOfRangeAndBadChoicesAreRefused) {
@@ -93,9 +112,9 @@ TEST(Config, SyntaxErrorsAndBadOverridesNameTheirSource) {
   EXPECT_NE(error_of("train: {epochs: 3\n").find("test.yaml:"), std::string::npos);
   EXPECT_NE(error_of("train: {epochs: 3\n").find("YAML syntax error"), std::string::npos);
   EXPECT_NE(error_of("- a\n- b\n").find("expected a mapping"), std::string::npos);
-  EXPECT_NE(error_of("", {"train.epochs"}).find("override 'train.epochs': expected section.key=value"),
+  EXPECT_NE(override_error_of({"train.epochs"}).find("override 'train.epochs': expected section.key=value"),
             std::string::npos);
-  EXPECT_NE(error_of("", {"train.epochs=x"}).find("override 'train.epochs=x'"), std::string::npos);
+  EXPECT_NE(override_error_of({"train.epochs=x"}).find("override 'train.epochs=x'"), std::string::npos);
 }
 
 TEST(Config, NonScalarKeysAreRefused) {
@@ -114,9 +133,8 @@ TEST(Config, MissingFileIsAnInputError) {
 }
 
 TEST(Config, DumpReadsBackToTheSameConfig) {
-  const Config c = parse_config("", "t",
-                                {"data.name=fashion-mnist", "optim.base_lr=0.0123456789", "lr.rule=sqrt",
-                                 "lr.warmup_epochs=1.5", "train.seed=123456789012", "output.dir=runs/x y"});
+  const Config c = load_config("", {"data.name=fashion-mnist", "optim.base_lr=0.0123456789", "lr.rule=sqrt",
+                                    "lr.warmup_epochs=1.5", "train.seed=123456789012", "output.dir=runs/x y"});
   const std::string dumped = dump_config(c);
   const Config again = parse_config(dumped, "dumped");
   EXPECT_EQ(dump_config(again), dumped);
@@ -124,6 +142,163 @@ TEST(Config, DumpReadsBackToTheSameConfig) {
   EXPECT_EQ(again.train.seed, 123456789012);
   EXPECT_EQ(again.output.dir, "runs/x y");
   EXPECT_EQ(again.data.dir, "data/fashion-mnist");
+}
+
+TEST(Config, RecursiveAliasesAreRefusedNotFollowed) {
+  // Each of these used to recurse in the loader until the stack overflowed.
+  EXPECT_TRUE(
+      has(error_of("train: &a {x: *a}\n"), "test.yaml:1: key 'train.x' is an alias of a mapping that contains it"));
+  EXPECT_TRUE(
+      has(error_of("&doc\ntrain: *doc\n"), "test.yaml:2: key 'train' is an alias of a mapping that contains it"));
+  EXPECT_TRUE(has(error_of("&doc\ndevice: *doc\n"), "key 'device' is an alias of a mapping that contains it"));
+  // Deeper cycles end at the walk's fixed depth: a key's value must be a single value.
+  EXPECT_TRUE(
+      has(error_of("train: &a {epochs: {x: *a}}\n"), "key 'train.epochs' expects a single value, not a mapping"));
+  EXPECT_TRUE(has(error_of("x: &a {y: *a}\n"), "unknown key 'x.y'"));
+}
+
+TEST(Config, AliasesThatDoNotRecurseStillWork) {
+  const Config c = parse_config("train: {epochs: &n 3, local_batch: 16}\nlr: {base_batch: *n}\n", "t");
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.lr.base_batch, 3);
+}
+
+TEST(Config, DeepNestingSaysItIsTooDeep) {
+  const std::string e = error_of(std::string(5000, '['));
+  EXPECT_TRUE(has(e, "test.yaml: YAML nesting is too deep")) << e;
+  EXPECT_FALSE(has(e, "bad file")) << e;
+  EXPECT_TRUE(has(override_error_of({"train.epochs=" + std::string(5000, '{')}), "nesting is too deep"));
+  // Nesting the parser accepts still stops at the second level.
+  std::string nested = "train: {epochs: ";
+  for (int i = 0; i < 200; ++i) nested += "{a: ";
+  nested += "1" + std::string(201, '}') + "\n";
+  EXPECT_TRUE(has(error_of(nested), "key 'train.epochs' expects a single value, not a mapping"));
+}
+
+TEST(Config, DuplicateKeysAreRefused) {
+  EXPECT_TRUE(has(error_of("train:\n  epochs: 1\n  epochs: 2\n"),
+                  "test.yaml:3: key 'train.epochs' is given twice (first on line 2)"));
+  // A repeated section would otherwise merge (or, in other YAML readers, replace) the first.
+  EXPECT_TRUE(has(error_of("train: {epochs: 1}\nlr: {rule: sqrt}\ntrain: {seed: 2}\n"),
+                  "test.yaml:3: key 'train' is given twice (first on line 1)"));
+  EXPECT_TRUE(has(error_of("device: cpu\ndevice: cuda\n"), "key 'device' is given twice"));
+  // The same key written as a dotted name and inside its section.
+  EXPECT_TRUE(has(error_of("optim.base_lr: 0.1\noptim: {base_lr: 0.2}\n"),
+                  "test.yaml:2: key 'optim.base_lr' is given twice (first at test.yaml:1)"));
+  // Overrides are applied in order, so a later one still replaces an earlier one (and the file).
+  EXPECT_EQ(parse_config("train: {epochs: 1}\n", "t", {"train.epochs=2", "train.epochs=3"}).train.epochs, 3);
+}
+
+TEST(Config, SeveralDocumentsAreRefused) {
+  const std::string e = error_of("train: {epochs: 1}\n---\ntrain: {epochs: 500}\n");
+  EXPECT_TRUE(has(e, "test.yaml:2: a second YAML document starts here ('---'); a config is a single document")) << e;
+  EXPECT_TRUE(has(error_of("train: {epochs: 1}\n---\n"), "test.yaml:2: a second YAML document"));
+  EXPECT_TRUE(has(override_error_of({"train.epochs=1\n---\n2"}), "override 'train.epochs=1\n---\n2': a second YAML"));
+  // One document with its optional start and end markers is fine.
+  EXPECT_EQ(parse_config("---\ntrain: {epochs: 4}\n...\n", "t").train.epochs, 4);
+}
+
+TEST(Config, StrayTokensAreSyntaxErrors) {
+  // Found by fuzz_config: yaml-cpp 0.7 ends the document before a stray ',' and LoadAll loops on it
+  // forever; Load alone read the second file as empty, so it trained on the defaults.
+  EXPECT_TRUE(has(error_of("- train\n,\n"), "test.yaml:2: YAML syntax error: unexpected ','"));
+  EXPECT_TRUE(has(error_of("&doc\n,train: {epochs: 3}\n"), "test.yaml:2: YAML syntax error: unexpected ','"));
+  EXPECT_TRUE(has(override_error_of({"train.epochs=,"}), "override 'train.epochs=,': YAML syntax error"));
+}
+
+TEST(Config, IntegersAreDecimalInFilesAndOverrides) {
+  // YAML 1.2 reads a leading zero as a decimal digit; yaml-cpp alone would read 0100 as octal 64.
+  EXPECT_EQ(parse_config("train: {local_batch: 0100}\n", "t").train.local_batch, 100);
+  EXPECT_EQ(load_config("", {"train.local_batch=0100"}).train.local_batch, 100);
+  EXPECT_EQ(parse_config("train: {epochs: 08}\n", "t").train.epochs, 8);
+  EXPECT_EQ(load_config("", {"train.epochs=+5", "train.seed=-0"}).train.epochs, 5);
+  EXPECT_TRUE(has(override_error_of({"train.epochs=0300000"}),
+                  "'train.epochs': value 300000 is out of range [1, 100000]"));
+  for (const std::string bad : {"0x10", "0o17", "1_000", "1e3", "--1", "+", "0b11"}) {
+    EXPECT_TRUE(has(override_error_of({"train.epochs=" + bad}), "expected an integer")) << bad;
+    EXPECT_TRUE(has(error_of("train: {epochs: '" + bad + "'}\n"), "expected an integer")) << bad;
+  }
+  EXPECT_TRUE(has(override_error_of({"train.seed=99999999999999999999"}),
+                  "'train.seed': value 99999999999999999999 is out of range"));
+}
+
+TEST(Config, EmptyFileIsRefusedNotReadAsDefaults) {
+  for (const std::string empty : {"", "\n", "# all commented out\n#train: {epochs: 3}\n", "---\n", "~\n"})
+    EXPECT_TRUE(has(error_of(empty), "test.yaml: the config file is empty (no keys); omit --config to train on the "
+                                     "defaults"))
+        << empty;
+  const std::string path = write_file("empty.yaml", "");
+  try {
+    load_config(path, {"train.epochs=1"});
+    FAIL() << "accepted an empty file";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(has(e.what(), path + ": the config file is empty")) << e.what();
+  }
+  EXPECT_EQ(load_config("", {}).train.epochs, 10);        // no file at all: the defaults
+  EXPECT_EQ(parse_config("{}\n", "t").train.epochs, 10);  // an explicitly empty mapping
+}
+
+TEST(Config, FilesAreReadThroughTheSameParser) {
+  EXPECT_EQ(load_config(write_file("ok.yaml", "train: {epochs: 7}\n"), {}).train.epochs, 7);
+  try {
+    load_config(write_file("two.yaml", "train: {epochs: 7}\n---\n"), {});
+    FAIL() << "accepted two documents";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(has(e.what(), "two.yaml:2: a second YAML document")) << e.what();
+  }
+  try {
+    load_config(testing::TempDir(), {});
+    FAIL() << "accepted a directory";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(has(e.what(), "is a directory, not a config file")) << e.what();
+  }
+}
+
+TEST(Config, WarmupLongerThanTheRunIsRefused) {
+  const std::string e = error_of("train: {epochs: 3}\nlr: {rule: linear, warmup_epochs: 4.5}\n");
+  EXPECT_TRUE(has(e, "test.yaml:2 and test.yaml:1: key 'lr.warmup_epochs' is 4.5 but train.epochs is 3")) << e;
+  EXPECT_TRUE(has(override_error_of({"lr.warmup_epochs=11"}), "is 11 but train.epochs is 10"));
+  EXPECT_DOUBLE_EQ(parse_config("train: {epochs: 3}\nlr: {warmup_epochs: 3}\n", "t").lr.warmup_epochs, 3.0);
+  // lr.warmup_steps > 0 replaces lr.warmup_epochs, which then does not matter.
+  EXPECT_EQ(load_config("", {"lr.warmup_epochs=11", "lr.warmup_steps=5"}).lr.warmup_steps, 5);
+}
+
+TEST(Config, CrossKeyErrorsNameWhereTheValuesCameFrom) {
+  const std::string only_overrides = override_error_of({"train.on_nonfinite=skip", "train.check_every=3"});
+  EXPECT_TRUE(has(only_overrides, "override 'train.on_nonfinite=skip' and override 'train.check_every=3': key "
+                                  "'train.check_every' is 3"))
+      << only_overrides;
+  EXPECT_FALSE(has(only_overrides, "defaults")) << only_overrides;
+  const std::string mixed = error_of("lr:\n  decay: step\n", {"train.epochs=2"});
+  EXPECT_TRUE(has(mixed, "test.yaml:2: key 'lr.step_every_epochs' must be > 0")) << mixed;
+  const std::string both = error_of("device: cpu\n", {"comm.backend=nccl"});
+  EXPECT_TRUE(has(both, "test.yaml:1 and override 'comm.backend=nccl': key 'comm.backend' is nccl")) << both;
+}
+
+TEST(Config, SectionGivenASingleValueIsExplained) {
+  const std::string e = error_of("train: 5\n");
+  EXPECT_TRUE(has(e, "test.yaml:1: 'train' is a section and must be a mapping of its keys (e.g. 'train: {epochs: "
+                     "10}'), not a single value; its keys are epochs, local_batch, seed"))
+      << e;
+  EXPECT_FALSE(has(e, "did you mean")) << e;
+  EXPECT_TRUE(has(error_of("lr: [linear]\n"), "'lr' is a section and must be a mapping of its keys (e.g. 'lr: "
+                                              "{rule: none}'), not a list"));
+  EXPECT_TRUE(has(error_of("optim:\n"), "'optim' is a section and must be a mapping of its keys"));
+  EXPECT_TRUE(has(override_error_of({"train=5"}), "unknown key 'train'; 'train' is a section, its keys are epochs"));
+}
+
+TEST(Config, SuggestionsOnlyForCloseNames) {
+  EXPECT_TRUE(has(override_error_of({"train.epoch=3"}), "did you mean 'train.epochs'?"));
+  const std::string far = error_of("a:\n  b:\n    c: 1\n");
+  EXPECT_FALSE(has(far, "did you mean")) << far;
+  EXPECT_TRUE(has(far, "unknown key 'a.b'; the top level has the sections data, train, optim")) << far;
+  EXPECT_TRUE(has(far, "and the key device")) << far;
+  const std::string far_override = override_error_of({"a.b.c=1"});
+  EXPECT_FALSE(has(far_override, "did you mean")) << far_override;
+  const std::string in_section = override_error_of({"optim.lr=1"});
+  EXPECT_TRUE(has(in_section, "unknown key 'optim.lr'; the keys of 'optim' are base_lr, momentum, weight_decay, "
+                              "nesterov"))
+      << in_section;
 }
 
 }  // namespace
