@@ -2,43 +2,7 @@
 # Every class of bad input ends with one clear line naming the file or key, exit code 2,
 # and no core dump; --help and --version exit 0. Runs the real binary, under mpirun
 # where ranks matter.
-set -uo pipefail
-: "${DDP_TRAIN:?}" "${MPIEXEC:=mpiexec}" "${MPIEXEC_FLAGS:=}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-
-# expect CODE PATTERN -- COMMAND...: runs COMMAND, checks exit code and that stderr matches PATTERN.
-expect() {
-  local code=$1 pattern=$2
-  shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" -ne "$code" ] || ! grep -Eq -- "$pattern" "$work/out" "$work/err"; then
-    echo "FAIL: $* -> exit $got (want $code), output:"; cat "$work/out" "$work/err"; echo "(wanted /$pattern/)"
-    failures=$((failures + 1))
-  else
-    echo "ok: exit $code /$pattern/ <- ${*: -3}"
-  fi
-  if grep -Eq "core dumped|Segmentation fault|terminate called|^Aborted|Signal:" "$work/err"; then
-    echo "FAIL: crash output from $*"; cat "$work/err"; failures=$((failures + 1))
-  fi
-}
-
-# A tiny valid dataset, so data errors are the only errors.
-mkdir -p "$work/data"
-python3 - "$work/data" <<'PY'
-import struct, sys, os
-d = sys.argv[1]
-def w(name, magic, dims, payload):
-    with open(os.path.join(d, name), "wb") as f:
-        f.write(struct.pack(">I" + "I" * len(dims), magic, *dims) + payload)
-for prefix, n in (("train", 64), ("t10k", 16)):
-    w(f"{prefix}-images-idx3-ubyte", 0x803, [n, 28, 28], bytes(range(256)) * (n * 784 // 256))
-    w(f"{prefix}-labels-idx1-ubyte", 0x801, [n], bytes(i % 10 for i in range(n)))
-PY
-cfg="$work/ok.yaml"
-printf 'data: {dir: %s}\ntrain: {epochs: 1, local_batch: 8}\noutput: {progress: false}\n' "$work/data" >"$cfg"
+source "$(dirname "$0")/lib.sh"
 
 expect 0 "ddp-train [0-9]" -- "$DDP_TRAIN" --version
 expect 0 "lr.rule" -- "$DDP_TRAIN" --help
@@ -86,5 +50,4 @@ expect 0 "final test accuracy" -- timeout 120 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$D
 expect 2 "already holds a run's results; pass --overwrite" -- timeout 60 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" output.dir="$work/run1"
 expect 0 "final test accuracy" -- timeout 120 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" output.dir="$work/run1" --overwrite
 
-echo "$failures failed"
-[ "$failures" -eq 0 ]
+finish
