@@ -11,6 +11,15 @@
 #endif
 
 namespace ddp {
+namespace {
+
+std::unique_ptr<MpiCommunicator> mpi_world(double timeout_s) {
+  DeadlineOptions deadline;
+  deadline.timeout_s = timeout_s;
+  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, deadline);
+}
+
+}  // namespace
 
 MpiRuntime::MpiRuntime(int* argc, char*** argv) {
   int initialized = 0;
@@ -43,8 +52,8 @@ void MpiRuntime::abort_job(int exit_code) {
   std::_Exit(exit_code);
 }
 
-std::unique_ptr<Communicator> make_mpi_world_communicator() {
-  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
+std::unique_ptr<Communicator> make_mpi_world_communicator(double timeout_s) {
+  return mpi_world(timeout_s);
 }
 
 std::unique_ptr<Communicator> make_mpi_self_communicator() {
@@ -56,13 +65,12 @@ std::unique_ptr<Communicator> make_communicator(Backend backend, torch::Device d
   if (!want_nccl) {
     if (device.is_cuda())
       throw InputError("comm.backend: mpi needs CPU tensors but the model is on CUDA; use comm.backend=nccl or auto");
-    return make_mpi_world_communicator();
+    return make_mpi_world_communicator(timeout_s);
   }
   if (!device.is_cuda()) throw InputError("comm.backend: nccl needs the model on CUDA (device=cuda)");
 #ifdef DDP_HAVE_NCCL
-  return std::make_unique<NcclCommunicator>(std::make_unique<MpiCommunicator>(MPI_COMM_WORLD), timeout_s);
+  return std::make_unique<NcclCommunicator>(mpi_world(timeout_s), timeout_s);
 #else
-  (void)timeout_s;
   throw InputError("comm.backend: nccl, but this build has no NCCL backend (configure with -DDDP_WITH_NCCL=ON)");
 #endif
 }

@@ -20,8 +20,8 @@ class MpiRuntime {
   [[noreturn]] static void abort_job(int exit_code);
 };
 
-// MPI over all ranks of the job.
-std::unique_ptr<Communicator> make_mpi_world_communicator();
+// MPI over all ranks of the job; each collective waits at most timeout_s for the others.
+std::unique_ptr<Communicator> make_mpi_world_communicator(double timeout_s = kDefaultCommTimeoutS);
 // MPI over this process alone: a world of one, for references inside a multi-rank test.
 std::unique_ptr<Communicator> make_mpi_self_communicator();
 // The backend the config asks for on `device` (auto: NCCL for CUDA, MPI for CPU).
