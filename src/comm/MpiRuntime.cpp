@@ -2,7 +2,9 @@
 
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "comm/MpiCommunicator.h"
 #include "common/Errors.h"
@@ -52,6 +54,12 @@ void MpiRuntime::abort_job(int exit_code) {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
+  // MPI_Abort has the launcher kill every rank, this one included; should that order not
+  // come back (its daemon lost), the process still ends, and mpirun sees it gone.
+  std::thread([exit_code] {
+    std::this_thread::sleep_for(std::chrono::seconds(kAbortGraceS));
+    std::_Exit(exit_code);
+  }).detach();
   if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
 }

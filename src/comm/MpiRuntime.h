@@ -16,8 +16,10 @@ class MpiRuntime {
   MpiRuntime& operator=(const MpiRuntime&) = delete;
 
   int world_rank() const;
-  // Ends every rank of the job: for a failure that the other ranks cannot see.
+  // Ends every rank of the job: for a failure that the other ranks cannot see. This
+  // process ends within kAbortGraceS even if the launcher never comes to kill it.
   [[noreturn]] static void abort_job(int exit_code);
+  static constexpr int kAbortGraceS = 10;
 };
 
 // MPI over all ranks of the job; each collective waits at most timeout_s for the others.
