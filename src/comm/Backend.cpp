@@ -14,13 +14,13 @@ std::unique_ptr<Communicator> make_communicator(Backend backend, torch::Device d
   if (!want_nccl) {
     if (device.is_cuda())
       throw InputError("comm.backend: mpi needs CPU tensors but the model is on CUDA; use comm.backend=nccl or auto");
-    return make_mpi_world_communicator();
+    return make_mpi_world_communicator(timeout_s);
   }
   if (!device.is_cuda()) throw InputError("comm.backend: nccl needs the model on CUDA (device=cuda)");
 #ifdef DDP_HAVE_NCCL
-  return std::make_unique<NcclCommunicator>(std::make_unique<MpiCommunicator>(MPI_COMM_WORLD), timeout_s);
+  return std::make_unique<NcclCommunicator>(std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, DeadlineOptions{timeout_s}),
+                                            timeout_s);
 #else
-  (void)timeout_s;
   throw InputError("comm.backend: nccl, but this build has no NCCL backend (configure with -DDDP_WITH_NCCL=ON)");
 #endif
 }

@@ -4,13 +4,25 @@
 // this header includes mpi.h or nccl.h.
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace ddp {
 
 enum class ReduceOp { Sum, Average, Max, Min };
+
+// comm.timeout_s's default: how long a collective may wait for the other ranks.
+constexpr double kDefaultCommTimeoutS = 300.0;
+
+// A collective outlived its deadline on a communicator made to throw instead of ending the
+// job (tests). Its ranks no longer agree on what was posted: use it for nothing else.
+class CollectiveTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class Communicator {
  public:
@@ -38,6 +50,15 @@ class Communicator {
   virtual std::vector<std::string> allgather(const std::string& value) = 0;
   // Every rank gets the logical OR of `flag` (a stop request, a failure seen on one rank).
   virtual bool any(bool flag) = 0;
+
+  // No wait on other ranks lasts for good. A collective or control message not complete
+  // within `seconds` (comm.timeout_s; default kDefaultCommTimeoutS) ends the job (exit 1)
+  // with a line naming it and the ranks and hosts that did not arrive; at a quarter of
+  // that, a warning names them.
+  virtual void set_timeout(double seconds) = 0;
+  // The training step now running, which those lines name ("allreduce #812 (step 406)").
+  // A store, no message: cheap enough to call every step.
+  virtual void set_step(int64_t step) = 0;
 };
 
 }  // namespace ddp

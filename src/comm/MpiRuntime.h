@@ -16,12 +16,14 @@ class MpiRuntime {
   MpiRuntime& operator=(const MpiRuntime&) = delete;
 
   int world_rank() const;
-  // Ends every rank of the job: for a failure that the other ranks cannot see.
+  // Ends every rank of the job: for a failure that the other ranks cannot see. This
+  // process ends within kAbortGraceS even if the launcher never comes to kill it.
   [[noreturn]] static void abort_job(int exit_code);
+  static constexpr int kAbortGraceS = 10;
 };
 
-// MPI over all ranks of the job.
-std::unique_ptr<Communicator> make_mpi_world_communicator();
+// MPI over all ranks of the job; each collective waits at most timeout_s for the others.
+std::unique_ptr<Communicator> make_mpi_world_communicator(double timeout_s = kDefaultCommTimeoutS);
 // MPI over this process alone: a world of one, for references inside a multi-rank test.
 std::unique_ptr<Communicator> make_mpi_self_communicator();
 

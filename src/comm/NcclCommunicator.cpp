@@ -195,4 +195,10 @@ std::vector<std::string> NcclCommunicator::allgather(const std::string& value) {
 
 bool NcclCommunicator::any(bool flag) { return bootstrap_->any(flag); }
 
+void NcclCommunicator::set_timeout(double seconds) {
+  bootstrap_->set_timeout(seconds);
+  std::lock_guard<std::mutex> lock(mutex_);  // the watchdog reads it
+  timeout_ = std::chrono::duration<double>(seconds);
+}
+
 }  // namespace ddp

@@ -36,6 +36,9 @@ class NcclCommunicator final : public Communicator {
   void barrier() override;
   std::vector<std::string> allgather(const std::string& value) override;
   bool any(bool flag) override;
+  // The control messages go over MPI and take both; the watchdog takes the timeout.
+  void set_timeout(double seconds) override;
+  void set_step(int64_t step) override { bootstrap_->set_step(step); }
 
   // The same collectives on raw device pointers, for code without a CUDA LibTorch.
   void allreduce(void* data, size_t count, ncclDataType_t type, ReduceOp op);

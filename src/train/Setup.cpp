@@ -172,6 +172,7 @@ PreparedRun prepare_run(const CommandLine& command_line, Communicator& control) 
   ResumeSource source;
   together(control, [&] {
     run.config = load_config(command_line.config_path, command_line.overrides);
+    control.set_timeout(run.config.comm.timeout_s);  // set-up's own waits get the run's deadline
     set_compute_threads(int(run.config.runtime.threads));
     run.device = resolve_device(run.config.device);
     run.dataset = load_dataset(run.config.data.name, run.config.data.dir, run.config.data.normalize);

@@ -166,6 +166,7 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   options.check = check_every_ == 1 || (pos_.step + 1) % check_every_ == 0 || e.s + 1 == sampler_.steps_per_epoch() ||
                   checkpoint_due || (stop_after > 0 && pos_.step + 1 >= stop_after);
   options.request_stop = stop_requested && stop_requested();
+  comm_.set_step(pos_.step);  // a collective that outlives comm.timeout_s names this step
   const StepResult r = replica_.step(train_.rows(e.order.narrow(0, e.s * b, b)), options);
   if (r.nonfinite && options.noise) noise_samples_.pop_back();
   return r;

@@ -26,3 +26,17 @@ finish() {
   echo "$failures failed"
   [ "$failures" -eq 0 ]
 }
+# rank_pid MARKER RANK: the pid of the ddp-train process of that rank whose command line has MARKER.
+rank_pid() {
+  local pid
+  for pid in $(pgrep -f "ddp-train.*$1"); do
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$pid"; return; }
+  done
+}
+# wait_for_training RUN_DIR: until the run has written metrics (set-up is over), at most 60 s.
+wait_for_training() {
+  for _ in $(seq 1 300); do
+    [ -s "$1/metrics.jsonl" ] && return
+    sleep 0.2
+  done
+}

@@ -12,7 +12,7 @@ timeout 300 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config configs/mnist.y
   "${setup[@]}" output.dir="$work/run" >"$work/out" 2>&1 &
 launcher=$!
 # Signal once both ranks train (their handlers are in place), however slow the start-up.
-for _ in $(seq 1 300); do [ -s "$work/run/metrics.jsonl" ] && break; sleep 0.2; done
+wait_for_training "$work/run"
 pkill -USR1 -P "$launcher" -x "$(basename "$MPIEXEC")"  # mpirun itself, not the timeout wrapper
 wait "$launcher"
 rc=$?
