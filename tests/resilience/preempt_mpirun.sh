@@ -11,7 +11,7 @@ reference=$(crc_of "$work/full")
 timeout 300 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config configs/mnist.yaml output.progress=false \
   "${setup[@]}" output.dir="$work/run" >"$work/out" 2>&1 &
 launcher=$!
-sleep 3
+wait_for_training "$work/run"  # the ranks handle SIGUSR1 only once main has started
 pkill -USR1 -P "$launcher" -x "$(basename "$MPIEXEC")"  # mpirun itself, not the timeout wrapper
 wait "$launcher"
 rc=$?
