@@ -1,0 +1,106 @@
+"""Running ddp-train from the experiment drivers (launch/study, launch/claims): one place that
+knows how a run is launched (mpirun or srun, as root, beyond the cores), how its outcome is
+read (ok, diverged, failed) and how progress is shown."""
+import json
+import math
+import os
+import shlex
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def launcher(ranks, kind="mpirun"):
+    """The command prefix that starts `ranks` processes: mpirun on this host, or srun inside
+    a Slurm allocation."""
+    if kind == "srun":
+        return ["srun", "--mpi=pmix", f"--ntasks={ranks}", "--kill-on-bad-exit=1"]
+    prefix = ["mpirun", "-n", str(ranks)]
+    if os.geteuid() == 0:
+        prefix.append("--allow-run-as-root")
+    cores = os.cpu_count() or 1
+    prefix += ["--oversubscribe", "--bind-to", "none"] if ranks > cores else ["--bind-to", "core"]
+    return prefix
+
+
+def split_ranks(world, max_real_ranks):
+    """world ranks as (processes, virtual ranks each): real ranks up to max_real_ranks, the rest
+    simulated exactly with virtual ranks. None when world does not divide."""
+    real = min(world, max_real_ranks)
+    while world % real:
+        real -= 1
+    return real, world // real
+
+
+def run_training(binary, config, overrides, ranks, run_dir, log_path, timeout_s, kind="mpirun"):
+    """Runs ddp-train once into run_dir and returns (status, summary): status is "ok",
+    "diverged" (it stopped on a NaN/Inf: a result, not a failure), "timeout", "exit N" or
+    "no summary"; summary is summary.json's content or None."""
+    cmd = launcher(ranks, kind) + [binary, "--config", os.path.join(ROOT, config), *overrides,
+                                   f"output.dir={run_dir}", "output.progress=false", "--overwrite"]
+    try:
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout_s)
+        status, log = ("ok" if result.returncode == 0 else f"exit {result.returncode}"), result.stdout
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout or ""
+        status, log = "timeout", out.decode() if isinstance(out, bytes) else out
+    with open(log_path, "w") as f:
+        f.write(" ".join(shlex.quote(c) for c in cmd) + "\n" + log)
+    summary = read_json(os.path.join(run_dir, "summary.json"))
+    if status == "exit 1" and summary and summary.get("outcome") == "nonfinite":
+        status = "diverged"
+    elif status == "ok" and summary is None:
+        status = "no summary"
+    if status not in ("ok", "diverged"):
+        tail = "\n".join(log.strip().splitlines()[-3:])
+        print(f"    FAILED ({status}); continuing. Last output:\n{tail}", flush=True)
+    return status, summary
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def read_jsonl(path):
+    """Every line of a JSON-lines file (metrics.jsonl, steps.jsonl); [] when it is missing."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def mean_std(values):
+    """Mean and sample standard deviation; nan for no values, std 0 for one."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan")
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, 0.0
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+class Progress:
+    """`[i/n] name: detail (elapsed mm:ss, ETA mm:ss)` lines, the ETA from the mean time so far."""
+
+    def __init__(self, total):
+        self.total, self.done, self.started = total, 0, time.time()
+
+    def start(self, name, detail=""):
+        elapsed = time.time() - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        print(f"[{self.done + 1}/{self.total}] {name}{': ' + detail if detail else ''} "
+              f"(elapsed {clock(elapsed)}, ETA {'?' if math.isnan(eta) else clock(eta)})", flush=True)
+        self.done += 1
+
+    def elapsed(self):
+        return time.time() - self.started
+
+
+def clock(seconds):
+    return time.strftime("%M:%S", time.gmtime(seconds)) if seconds < 3600 else f"{seconds / 3600:.1f} h"
