@@ -217,6 +217,8 @@ const std::vector<Field>& schema() {
                       [](Config& c) -> int64_t& { return c.metrics.noise_scale_every; }, 0, kMaxInt),
       number<double>("metrics.noise_scale_decay", "moving-average decay of the noise-scale estimates",
                      [](Config& c) -> double& { return c.metrics.noise_scale_decay; }, 0.0, 0.999999),
+      number<int64_t>("metrics.every_steps", "rank 0 writes steps.jsonl (lr, loss over all ranks) every N steps (0: off)",
+                      [](Config& c) -> int64_t& { return c.metrics.every_steps; }, 0, kMaxInt),
       number<int64_t>("checkpoint.every_steps", "write a checkpoint every N steps (0: off)",
                       [](Config& c) -> int64_t& { return c.checkpoint.every_steps; }, 0, kMaxInt),
       number<int64_t>("checkpoint.every_epochs", "write a checkpoint every N epochs (0: off); always at the end",

@@ -89,6 +89,8 @@ struct MetricsConfig {
   // 4th step keeps the overhead under 2% and still gives hundreds of samples an epoch.
   int64_t noise_scale_every = 4;
   double noise_scale_decay = 0.99;  // moving-average decay per measurement
+  // Rank 0 writes a steps.jsonl line (step, lr, loss over all ranks) every this many steps; 0: off.
+  int64_t every_steps = 0;
 };
 
 struct OutputConfig {

@@ -153,7 +153,7 @@ void open_run_directory(PreparedRun& run, const ResumeSource& source) {
   try {
     if (run.resume_from) {
       const TrainingPosition at = position_of(*run.resume_from, source.path);
-      run.run_dir.emplace(RunDirectory::reopen(config.output.dir, at.epoch));
+      run.run_dir.emplace(RunDirectory::reopen(config.output.dir, at.epoch, at.step));
       // Checkpoints past the one resumed from (corrupt, or from a later stop) belong to a
       // future this run will rewrite; left in place they would shadow its own.
       CheckpointStore(checkpoint_dir(config, config.output.dir), 1).remove_after(at.step);

@@ -304,6 +304,12 @@ TEST(Config, ExponentialAndCyclicDecaysAreChecked) {
   EXPECT_DOUBLE_EQ(load_config("", {"lr.decay=cyclic", "lr.min_lr=0.05", "lr.rule=linear"}).lr.min_lr, 0.05);
 }
 
+TEST(Config, StepMetricsAreOffByDefault) {
+  EXPECT_EQ(load_config("", {}).metrics.every_steps, 0);
+  EXPECT_EQ(parse_config("metrics: {every_steps: 10}\n", "t").metrics.every_steps, 10);
+  EXPECT_TRUE(has(override_error_of({"metrics.every_steps=-1"}), "'metrics.every_steps': value -1 is out of range"));
+}
+
 TEST(Config, SectionGivenASingleValueIsExplained) {
   const std::string e = error_of("train: 5\n");
   EXPECT_TRUE(has(e, "test.yaml:1: 'train' is a section and must be a mapping of its keys (e.g. 'train: {epochs: "
