@@ -59,18 +59,22 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Dataset& datase
       progress_(comm.rank() == 0 && config.output.progress, sampler_.steps_per_epoch()),
       check_every_(resolve_check_every(config, device)),
       hosts_(comm.allgather(host_name())) {
-  // The small batch is one (virtual) rank's micro-batch, the big one the global batch;
+  // The small batch is one (virtual) rank's micro-batch (sync BN over virtual ranks: the
+  // process's batch), the big one the global batch;
   // with a single rank and no virtual ranks they coincide and nothing can be estimated.
-  if (config.metrics.noise_scale_every > 0 && sampler_.global_batch() > config.train.local_batch)
-    noise_scale_.emplace(double(config.train.local_batch), double(sampler_.global_batch()),
+  if (config.metrics.noise_scale_every > 0 && sampler_.global_batch() > replica_.noise_small_batch())
+    noise_scale_.emplace(double(replica_.noise_small_batch()), double(sampler_.global_batch()),
                          config.metrics.noise_scale_decay);
   announce();
 }
 
 void Trainer::announce() {
   if (config_.metrics.noise_scale_every > 0 && !noise_scale_)
-    progress_.message("gradient noise scale: not measured with one rank and no virtual ranks "
-                      "(set train.virtual_ranks=2 to measure it on one process)");
+    progress_.message(config_.model.batch_norm == BatchNorm::Sync
+                          ? "gradient noise scale: not measured on one process with model.batch_norm=sync (its small "
+                            "batch is a whole process's batch; use 2 ranks)"
+                          : "gradient noise scale: not measured with one rank and no virtual ranks "
+                            "(set train.virtual_ranks=2 to measure it on one process)");
   const int virtual_ranks = sampler_.virtual_ranks();
   const std::string virtual_text = virtual_ranks > 1 ? fmt::format(" x {} virtual", virtual_ranks) : "";
   progress_.message(fmt::format("ddp-train {}: {} ranks{} ({}, {}), global batch {} = {} x {}{}, lr rule {} -> peak "
@@ -203,6 +207,7 @@ void Trainer::end_epoch(EpochProgress& e) {
   // besides the flag reads.
   const double train_loss = mean_over_ranks(e.loss_sum / double(std::max<int64_t>(e.counted, 1)), comm_);
   flush_measurements();
+  replica_.sync_buffers();  // every rank evaluates with rank 0's BN statistics
   const Evaluation eval = evaluate(replica_.model(), test_, comm_);
   const double throughput = double((sampler_.steps_per_epoch() - e.first_step) * sampler_.global_batch()) / seconds;
   pos_.final_test_accuracy = eval.accuracy;
@@ -309,6 +314,7 @@ TrainingPosition Trainer::position_in(const EpochProgress& e, int64_t step_in_ep
 void Trainer::save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum) {
   flush_measurements();  // a resume from this checkpoint keeps the lines up to its step
   at.epoch_loss_sum = mean_over_ranks(loss_sum, comm_);
+  replica_.sync_buffers();
   if (!out_.checkpoints) return;
   if (noise_scale_) at.noise = noise_scale_->state();
   const RunIdentity identity{kVersion,
@@ -360,6 +366,7 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"simulated_world_size", comm_.size() * sampler_.virtual_ranks()},
                             {"global_batch", sampler_.global_batch()},
                             {"lr_rule", to_string(config_.lr.rule)},
+                            {"batch_norm", to_string(config_.model.batch_norm)},
                             {"base_lr", config_.optim.base_lr},
                             {"base_batch", config_.lr.base_batch},
                             {"peak_lr", schedule_.peak()},
@@ -373,7 +380,7 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"final_test_accuracy", pos_.final_test_accuracy},
                             {"final_test_loss", pos_.final_test_loss},
                             {"final_train_loss", pos_.final_train_loss},
-                            {"noise_scale_b_small", config_.train.local_batch},
+                            {"noise_scale_b_small", replica_.noise_small_batch()},
                             {"samples_per_second", result.samples_per_second},
                             {"train_seconds", pos_.train_seconds},
                             {"compute_seconds", pos_.compute_seconds},
