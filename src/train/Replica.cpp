@@ -76,7 +76,6 @@ void copy_state(const std::vector<torch::Tensor>& source, const std::vector<torc
 Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
     : comm_(comm),
       model_(build_model(config, comm, device)),
-      local_batch_(config.train.local_batch),
       micro_batches_(int(config.train.virtual_ranks)),
       // Sync batch norm over virtual ranks: the v micro-batches normalise by the statistics of
       // all of them (and of the other processes'), so their forward passes cannot run one after

@@ -59,7 +59,9 @@ class Replica {
   // one SGD step at `options.lr`. With train.virtual_ranks = v > 1 the batch holds v
   // virtual ranks' equal micro-batches, each back-propagated in turn with its loss scaled
   // by 1/v, so the accumulated gradient is their mean, as v real ranks' all-reduce would
-  // make it (batch_norm=sync: one pass over the whole batch instead, see Replica.cpp).
+  // make it (batch_norm=sync: one pass over the whole batch instead, see Replica.cpp;
+  // its noise measurement is then the process's gradient, and with sync BN any rank's
+  // gradient is a share of the global one, not a small batch's: the Trainer skips it).
   // With `options.noise` set, also measures the gradient noise (the raw
   // data-loss gradient, before weight decay and momentum). Health and stop flags ride in
   // the same all-reduce, so every rank learns of a NaN or a stop request on any rank at no
@@ -93,10 +95,6 @@ class Replica {
   // statistics are the global batch's on every rank.
   void sync_buffers();
 
-  // Samples behind one small-batch gradient of the noise measurement: a (virtual) rank's
-  // micro-batch; with sync batch norm over virtual ranks the process's batch (one pass).
-  int64_t noise_small_batch() const { return one_pass_ ? local_batch_ * micro_batches_ : local_batch_; }
-
   SimpleNN& model() { return model_; }
   const SimpleNN& model() const { return model_; }
   const StepTimes& times() const { return times_; }
@@ -114,7 +112,6 @@ class Replica {
 
   Communicator& comm_;
   SimpleNN model_;
-  int64_t local_batch_;
   int micro_batches_;  // train.virtual_ranks
   bool one_pass_;      // the whole batch in one forward and backward (no micro-batches, or sync batch norm)
   torch::optim::SGD optimizer_;

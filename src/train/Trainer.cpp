@@ -59,11 +59,13 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Dataset& datase
       progress_(comm.rank() == 0 && config.output.progress, sampler_.steps_per_epoch()),
       check_every_(resolve_check_every(config, device)),
       hosts_(comm.allgather(host_name())) {
-  // The small batch is one (virtual) rank's micro-batch (sync BN over virtual ranks: the
-  // process's batch), the big one the global batch;
-  // with a single rank and no virtual ranks they coincide and nothing can be estimated.
-  if (config.metrics.noise_scale_every > 0 && sampler_.global_batch() > replica_.noise_small_batch())
-    noise_scale_.emplace(double(replica_.noise_small_batch()), double(sampler_.global_batch()),
+  // The small batch is one (virtual) rank's micro-batch, the big one the global batch;
+  // with a single rank and no virtual ranks they coincide and nothing can be estimated. With
+  // sync BN a rank's gradient is its share of the global one (its estimate of |G|^2 goes
+  // negative), not a small batch's own gradient: not measured.
+  if (config.metrics.noise_scale_every > 0 && sampler_.global_batch() > config.train.local_batch &&
+      config.model.batch_norm != BatchNorm::Sync)
+    noise_scale_.emplace(double(config.train.local_batch), double(sampler_.global_batch()),
                          config.metrics.noise_scale_decay);
   announce();
 }
@@ -71,8 +73,8 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Dataset& datase
 void Trainer::announce() {
   if (config_.metrics.noise_scale_every > 0 && !noise_scale_)
     progress_.message(config_.model.batch_norm == BatchNorm::Sync
-                          ? "gradient noise scale: not measured on one process with model.batch_norm=sync (its small "
-                            "batch is a whole process's batch; use 2 ranks)"
+                          ? "gradient noise scale: not measured with model.batch_norm=sync (a rank's gradient is "
+                            "its share of the global batch's, not the gradient of a small batch of its own)"
                           : "gradient noise scale: not measured with one rank and no virtual ranks "
                             "(set train.virtual_ranks=2 to measure it on one process)");
   const int virtual_ranks = sampler_.virtual_ranks();
@@ -380,7 +382,7 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"final_test_accuracy", pos_.final_test_accuracy},
                             {"final_test_loss", pos_.final_test_loss},
                             {"final_train_loss", pos_.final_train_loss},
-                            {"noise_scale_b_small", replica_.noise_small_batch()},
+                            {"noise_scale_b_small", config_.train.local_batch},
                             {"samples_per_second", result.samples_per_second},
                             {"train_seconds", pos_.train_seconds},
                             {"compute_seconds", pos_.compute_seconds},

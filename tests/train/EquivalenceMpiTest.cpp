@@ -170,6 +170,7 @@ TEST(BatchNorm, SyncNRanksMatchOneRankWithTheGlobalBatchAndVirtualRanks) {
   expect_state_near(parallel, single, 1e-5, world->rank(), "1 rank x N*b");
   expect_state_near(parallel, simulated, 1e-5, world->rank(), "1 rank x N virtual");
   EXPECT_EQ(parallel.model()->bn1->num_batches_tracked.item<int64_t>(), parallel_result.step);
+  EXPECT_TRUE(parallel_result.summary["b_simple"].is_null()) << "a rank's share is no small-batch gradient";
   // Training moved the BN's weight and statistics: not a comparison of initial states.
   EXPECT_GT(relative_error(parallel.model()->bn1->weight, torch::ones({128})), 1e-3);
   EXPECT_GT(relative_error(parallel.model()->bn1->running_var, torch::ones({128})), 1e-2);
