@@ -12,10 +12,12 @@
 
 #include <ATen/record_function.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <set>
 #include <vector>
 
@@ -198,10 +200,13 @@ struct Bench {
   struct Rates {
     double plain, ddp, comm_share, noise, plain_seconds, ddp_seconds;
     std::vector<double> bn;  // samples/s per model.batch_norm, in kBatchNorms' order
+    // Each mode's speed against none: the median over rounds of the ratio within a round, whose
+    // three epochs run back to back, so that another job slowing one round skews no ratio.
+    std::vector<double> bn_vs_none;
   };
   Rates measure(int rounds) {
     double plain_seconds = 0, ddp_seconds = 0, noise_seconds = 0;
-    std::vector<double> bn_seconds(bn_replicas.size());
+    std::vector<std::vector<double>> bn_seconds(bn_replicas.size());  // [mode][round]
     plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps / 10, 0);  // warm caches and allocator
     ddp::StepTimes times;
     for (int round = 0; round < rounds; ++round) {
@@ -216,14 +221,20 @@ struct Bench {
       noise_seconds += ddp_epoch(round, true);
       for (size_t k = 0; k < bn_replicas.size(); ++k) {
         comm.barrier();
-        bn_seconds[k] += ddp_epoch(*bn_replicas[k], round, false);
+        bn_seconds[k].push_back(ddp_epoch(*bn_replicas[k], round, false));
       }
     }
     const double samples = double(rounds * steps * batch);
     const double timed = times.comm_seconds + times.compute_seconds;  // 0 on a GPU: not timed there
     Rates rates{samples / plain_seconds, samples / ddp_seconds, timed > 0 ? times.comm_seconds / timed : 0.0,
                 samples / noise_seconds, plain_seconds, ddp_seconds, {}};
-    for (const double seconds : bn_seconds) rates.bn.push_back(samples / seconds);
+    for (const auto& seconds : bn_seconds) {
+      rates.bn.push_back(samples / std::accumulate(seconds.begin(), seconds.end(), 0.0));
+      std::vector<double> ratios;
+      for (int round = 0; round < rounds; ++round) ratios.push_back(bn_seconds[0][round] / seconds[round]);
+      std::nth_element(ratios.begin(), ratios.begin() + rounds / 2, ratios.end());
+      rates.bn_vs_none.push_back(ratios[rounds / 2]);
+    }
     return rates;
   }
 
@@ -262,31 +273,37 @@ struct Bench {
   }
 
   // The model.batch_norm table (--batch-norm): samples/s per rank and in total for none, local
-  // and sync (without the noise measurement), and each against none. Collective, as print.
+  // and sync (without the noise measurement), and each against none (median of the rounds';
+  // total: the mean of the ranks'). Collective, as print.
   void print_batch_norm(const Rates& mine) {
-    torch::Tensor total = torch::tensor(mine.bn, torch::kFloat64).to(comm.device());
+    std::vector<double> sums = mine.bn;
+    sums.insert(sums.end(), mine.bn_vs_none.begin(), mine.bn_vs_none.end());
+    torch::Tensor total = torch::tensor(sums, torch::kFloat64).to(comm.device());
     comm.allreduce(total, ddp::ReduceOp::Sum);
     total = total.cpu();
-    const auto all = comm.allgather(fmt::format("{:.0f} {:.0f} {:.0f}", mine.bn[0], mine.bn[1], mine.bn[2]));
+    const auto all = comm.allgather(fmt::format("{:.0f} {:.0f} {:.0f} {:.4f} {:.4f}", mine.bn[0], mine.bn[1],
+                                                mine.bn[2], mine.bn_vs_none[1], mine.bn_vs_none[2]));
     if (comm.rank() != 0) return;
     fmt::print("# model.batch_norm: the data-parallel step (no noise measurement) with no BN, local BN (each rank's "
                "batch) and sync BN (the global batch: two more all-reduces of 257 and 256 doubles a step)\n");
     fmt::print("{:>5} {:>12} {:>12} {:>12} {:>11} {:>11}\n", "rank", "none_sps", "local_sps", "sync_sps", "local/none",
                "sync/none");
-    auto row = [](const std::string& who, double none, double local, double sync) {
-      fmt::print("{:>5} {:>12.0f} {:>12.0f} {:>12.0f} {:>11.3f} {:>11.3f}\n", who, none, local, sync, local / none,
-                 sync / none);
+    auto row = [](const std::string& who, double none, double local, double sync, double local_ratio,
+                  double sync_ratio) {
+      fmt::print("{:>5} {:>12.0f} {:>12.0f} {:>12.0f} {:>11.3f} {:>11.3f}\n", who, none, local, sync, local_ratio,
+                 sync_ratio);
     };
     for (int r = 0; r < comm.size(); ++r) {
-      double none = 0, local = 0, sync = 0;
-      std::sscanf(all[r].c_str(), "%lf %lf %lf", &none, &local, &sync);
-      row(std::to_string(r), none, local, sync);
+      double none = 0, local = 0, sync = 0, local_ratio = 0, sync_ratio = 0;
+      std::sscanf(all[r].c_str(), "%lf %lf %lf %lf %lf", &none, &local, &sync, &local_ratio, &sync_ratio);
+      row(std::to_string(r), none, local, sync, local_ratio, sync_ratio);
     }
     const double none = total[0].item<double>(), local = total[1].item<double>(), sync = total[2].item<double>();
-    row("total", none, local, sync);
+    const double local_ratio = total[4].item<double>() / comm.size(), sync_ratio = total[5].item<double>() / comm.size();
+    row("total", none, local, sync, local_ratio, sync_ratio);
     fmt::print("RESULT_BN ranks={} device={} none_sps={:.0f} local_sps={:.0f} sync_sps={:.0f} local_vs_none={:.3f} "
                "sync_vs_none={:.3f}\n",
-               comm.size(), device.str(), none, local, sync, local / none, sync / none);
+               comm.size(), device.str(), none, local, sync, local_ratio, sync_ratio);
   }
 };
 
