@@ -33,12 +33,16 @@ def split_ranks(world, max_real_ranks):
     return real, world // real
 
 
+def training_command(binary, config, overrides, ranks, run_dir, kind="mpirun"):
+    return launcher(ranks, kind) + [binary, "--config", os.path.join(ROOT, config), *overrides,
+                                    f"output.dir={run_dir}", "output.progress=false", "--overwrite"]
+
+
 def run_training(binary, config, overrides, ranks, run_dir, log_path, timeout_s, kind="mpirun"):
     """Runs ddp-train once into run_dir and returns (status, summary): status is "ok",
     "diverged" (it stopped on a NaN/Inf: a result, not a failure), "timeout", "exit N" or
     "no summary"; summary is summary.json's content or None."""
-    cmd = launcher(ranks, kind) + [binary, "--config", os.path.join(ROOT, config), *overrides,
-                                   f"output.dir={run_dir}", "output.progress=false", "--overwrite"]
+    cmd = training_command(binary, config, overrides, ranks, run_dir, kind)
     try:
         result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout_s)
         status, log = ("ok" if result.returncode == 0 else f"exit {result.returncode}"), result.stdout
