@@ -139,6 +139,8 @@ Field choice(std::string key, std::string help, Ref<E> ref, std::vector<std::pai
 
 const std::vector<std::pair<std::string, ScalingRule>> kRules = {
     {"none", ScalingRule::None}, {"linear", ScalingRule::Linear}, {"sqrt", ScalingRule::Sqrt}};
+const std::vector<std::pair<std::string, OptimizerName>> kOptimizers = {{"sgd", OptimizerName::Sgd},
+                                                                    {"lars", OptimizerName::Lars}};
 const std::vector<std::pair<std::string, LrDecay>> kDecays = {
     {"constant", LrDecay::Constant}, {"step", LrDecay::Step}, {"cosine", LrDecay::Cosine}};
 const std::vector<std::pair<std::string, Device>> kDevices = {
@@ -178,6 +180,8 @@ const std::vector<Field>& schema() {
       number<int64_t>("train.check_every",
                       "read the ranks' agreed NaN/stop flags every N steps (0: auto, 1 on CPU, 50 on CUDA)",
                       [](Config& c) -> int64_t& { return c.train.check_every; }, 0, kMaxInt),
+      choice<OptimizerName>("optim.name", "optimizer; lars scales each weight tensor's step by its trust ratio",
+                            [](Config& c) -> OptimizerName& { return c.optim.name; }, kOptimizers),
       number<double>("optim.base_lr", "learning rate at lr.base_batch",
                      [](Config& c) -> double& { return c.optim.base_lr; }, 0.0, 1e6),
       number<double>("optim.momentum", "SGD momentum (PyTorch form)",
@@ -185,6 +189,8 @@ const std::vector<Field>& schema() {
       number<double>("optim.weight_decay", "L2 weight decay", [](Config& c) -> double& { return c.optim.weight_decay; },
                      0.0, 1.0),
       boolean("optim.nesterov", "Nesterov momentum", [](Config& c) -> bool& { return c.optim.nesterov; }),
+      number<double>("optim.lars_eta", "LARS trust coefficient eta (optim.name=lars)",
+                     [](Config& c) -> double& { return c.optim.lars_eta; }, 0.0, 1.0),
       choice<ScalingRule>("lr.rule", "learning-rate scaling with the global batch",
                           [](Config& c) -> ScalingRule& { return c.lr.rule; }, kRules),
       number<int64_t>("lr.base_batch", "global batch at which optim.base_lr applies",
@@ -444,6 +450,9 @@ void validate(Config& config, const Origins& origins) {
   if (config.optim.nesterov && config.optim.momentum <= 0.0)
     throw InputError(origin_of(origins, {"optim.nesterov", "optim.momentum"}) +
                      ": key 'optim.nesterov' needs optim.momentum > 0");
+  if (config.optim.name == OptimizerName::Lars && config.optim.lars_eta <= 0.0)
+    throw InputError(origin_of(origins, {"optim.name", "optim.lars_eta"}) +
+                     ": key 'optim.lars_eta' must be > 0 when optim.name is lars (0 would freeze every weight matrix)");
   if (config.device == Device::Cpu && config.comm.backend == Backend::Nccl)
     throw InputError(origin_of(origins, {"device", "comm.backend"}) +
                      ": key 'comm.backend' is nccl but device is cpu; NCCL needs CUDA tensors");
@@ -596,5 +605,6 @@ std::string describe_config_keys() {
 }
 
 std::string to_string(ScalingRule rule) { return name_of(kRules, rule); }
+std::string to_string(OptimizerName name) { return name_of(kOptimizers, name); }
 
 }  // namespace ddp

@@ -9,6 +9,7 @@
 namespace ddp {
 
 enum class ScalingRule { None, Linear, Sqrt };
+enum class OptimizerName { Sgd, Lars };
 enum class LrDecay { Constant, Step, Cosine };
 enum class Device { Auto, Cpu, Cuda };
 enum class Backend { Auto, Mpi, Nccl };
@@ -54,10 +55,14 @@ struct CheckpointConfig {
 };
 
 struct OptimConfig {
+  // lars: SGD whose step for each weight matrix is scaled by its trust ratio
+  // eta |w| / (|grad w| + weight_decay |w|) (You et al. 2017); biases take the plain SGD step.
+  OptimizerName name = OptimizerName::Sgd;
   double base_lr = 0.01;
   double momentum = 0.0;
   double weight_decay = 0.0;
   bool nesterov = false;
+  double lars_eta = 0.001;  // LARS trust coefficient
 };
 
 struct LrConfig {
@@ -127,5 +132,6 @@ std::vector<std::pair<std::string, std::string>> config_entries(const Config& co
 std::string describe_config_keys();
 
 std::string to_string(ScalingRule rule);
+std::string to_string(OptimizerName name);
 
 }  // namespace ddp

@@ -73,11 +73,13 @@ void Trainer::announce() {
                       "(set train.virtual_ranks=2 to measure it on one process)");
   const int virtual_ranks = sampler_.virtual_ranks();
   const std::string virtual_text = virtual_ranks > 1 ? fmt::format(" x {} virtual", virtual_ranks) : "";
+  const std::string lars_text =
+      config_.optim.name == OptimizerName::Lars ? fmt::format(", LARS (eta {:g})", config_.optim.lars_eta) : "";
   progress_.message(fmt::format("ddp-train {}: {} ranks{} ({}, {}), global batch {} = {} x {}{}, lr rule {} -> peak "
-                                "lr {:.5g}, warmup {} steps, {} steps/epoch",
+                                "lr {:.5g}, warmup {} steps{}, {} steps/epoch",
                                 kVersion, comm_.size(), virtual_text, comm_.backend_name(), device_.str(),
                                 sampler_.global_batch(), config_.train.local_batch, comm_.size(), virtual_text,
-                                to_string(config_.lr.rule), schedule_.peak(), schedule_.warmup_steps(),
+                                to_string(config_.lr.rule), schedule_.peak(), schedule_.warmup_steps(), lars_text,
                                 sampler_.steps_per_epoch()));
 }
 
@@ -325,6 +327,7 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"simulated_world_size", comm_.size() * sampler_.virtual_ranks()},
                             {"global_batch", sampler_.global_batch()},
                             {"lr_rule", to_string(config_.lr.rule)},
+                            {"optimizer", to_string(config_.optim.name)},
                             {"base_lr", config_.optim.base_lr},
                             {"base_batch", config_.lr.base_batch},
                             {"peak_lr", schedule_.peak()},

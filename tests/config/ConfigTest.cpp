@@ -108,6 +108,19 @@ TEST(Config, OutOfRangeAndBadChoicesAreRefused) {
   EXPECT_NE(error_of("optim: {nesterov: true}\n").find("'optim.nesterov' needs optim.momentum > 0"), std::string::npos);
 }
 
+TEST(Config, ReadsTheOptimizer) {
+  EXPECT_EQ(load_config("", {}).optim.name, OptimizerName::Sgd);
+  const Config c = load_config("", {"optim.name=lars", "optim.lars_eta=0.02"});
+  EXPECT_EQ(c.optim.name, OptimizerName::Lars);
+  EXPECT_DOUBLE_EQ(c.optim.lars_eta, 0.02);
+  EXPECT_DOUBLE_EQ(load_config("", {"optim.name=lars"}).optim.lars_eta, 0.001);
+  const std::string e = error_of("optim: {name: adam}\n");
+  EXPECT_NE(e.find("'optim.name': expected one of sgd | lars, got 'adam'"), std::string::npos) << e;
+  const std::string zero = error_of("optim: {name: lars, lars_eta: 0}\n");
+  EXPECT_NE(zero.find("test.yaml:1: key 'optim.lars_eta' must be > 0 when optim.name is lars"), std::string::npos)
+      << zero;
+}
+
 TEST(Config, SyntaxErrorsAndBadOverridesNameTheirSource) {
   EXPECT_NE(error_of("train: {epochs: 3\n").find("test.yaml:"), std::string::npos);
   EXPECT_NE(error_of("train: {epochs: 3\n").find("YAML syntax error"), std::string::npos);
@@ -296,8 +309,8 @@ TEST(Config, SuggestionsOnlyForCloseNames) {
   const std::string far_override = override_error_of({"a.b.c=1"});
   EXPECT_FALSE(has(far_override, "did you mean")) << far_override;
   const std::string in_section = override_error_of({"optim.lr=1"});
-  EXPECT_TRUE(has(in_section, "unknown key 'optim.lr'; the keys of 'optim' are base_lr, momentum, weight_decay, "
-                              "nesterov"))
+  EXPECT_TRUE(has(in_section, "unknown key 'optim.lr'; the keys of 'optim' are name, base_lr, momentum, "
+                              "weight_decay, nesterov, lars_eta"))
       << in_section;
 }
 

@@ -98,13 +98,12 @@ TEST(Equivalence, VirtualRanksMatchRealRanks) {
   MPI_Comm_free(&half_comm);
 }
 
-TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
+void expect_n_ranks_match_one_rank(const Config& config) {
   auto world = make_mpi_world_communicator();
   auto self = make_mpi_self_communicator();
   ASSERT_GT(world->size(), 1);
-  const int64_t b = 8;
+  const int64_t b = config.train.local_batch;
   const Dataset data = synthetic_dataset(200);
-  const Config config = equivalence_config(b);
   Trainer parallel(config, *world, data, torch::kCPU);
   const TrainingResult parallel_result = parallel.run();
 
@@ -122,12 +121,22 @@ TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
   for (size_t k = 0; k < p.size(); ++k) EXPECT_GT(relative_error(p[k], make_simple_nn(5)->parameters()[k]), 1e-3);
 }
 
+TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) { expect_n_ranks_match_one_rank(equivalence_config(8)); }
+
+// LARS's trust ratio is taken from the averaged gradient, so it is the same on every rank
+// and the same as one rank's with the global batch.
+TEST(Equivalence, LarsNRanksMatchOneRankWithTheGlobalBatch) {
+  Config config = equivalence_config(8);
+  config.optim.name = OptimizerName::Lars;
+  config.optim.base_lr = 0.5;  // a LARS step moves a weight matrix by about lr x eta of its norm
+  expect_n_ranks_match_one_rank(config);
+}
+
 // A stop mid-epoch (train.stop_after_steps) writes a checkpoint; a new Trainer resumed
 // from it ends bitwise where an uninterrupted run ends, noise estimates included.
-TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) {
+void expect_bitwise_resume(Config config) {
   auto world = make_mpi_world_communicator();
   const Dataset data = synthetic_dataset(200);
-  Config config = equivalence_config(8);
   Trainer uninterrupted(config, *world, data, torch::kCPU);
   const TrainingResult whole = uninterrupted.run();
 
@@ -157,6 +166,16 @@ TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) {
   EXPECT_EQ(rest.summary["parameters_crc32"], whole.summary["parameters_crc32"]);
   EXPECT_EQ(rest.summary["b_simple"], whole.summary["b_simple"]);
   EXPECT_EQ(rest.summary["final_train_loss"], whole.summary["final_train_loss"]);
+}
+
+TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) { expect_bitwise_resume(equivalence_config(8)); }
+
+// LARS's state is SGD's momentum buffers: the checkpoint carries it as for SGD.
+TEST(Resume, StoppedAndResumedLarsMatchesAnUninterruptedOne) {
+  Config config = equivalence_config(8);
+  config.optim.name = OptimizerName::Lars;
+  config.optim.base_lr = 0.5;  // a LARS step moves a weight matrix by about lr x eta of its norm
+  expect_bitwise_resume(config);
 }
 
 // Deferred checks (train.check_every > 1), at the Replica: unchecked steps train exactly
