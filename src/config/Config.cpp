@@ -142,7 +142,8 @@ const std::vector<std::pair<std::string, ScalingRule>> kRules = {
 const std::vector<std::pair<std::string, OptimizerName>> kOptimizers = {{"sgd", OptimizerName::Sgd},
                                                                     {"lars", OptimizerName::Lars}};
 const std::vector<std::pair<std::string, LrDecay>> kDecays = {
-    {"constant", LrDecay::Constant}, {"step", LrDecay::Step}, {"cosine", LrDecay::Cosine}};
+    {"constant", LrDecay::Constant}, {"step", LrDecay::Step}, {"cosine", LrDecay::Cosine},
+    {"exponential", LrDecay::Exponential}, {"cyclic", LrDecay::Cyclic}};
 const std::vector<std::pair<std::string, Device>> kDevices = {
     {"auto", Device::Auto}, {"cpu", Device::Cpu}, {"cuda", Device::Cuda}};
 const std::vector<std::pair<std::string, Backend>> kBackends = {
@@ -204,8 +205,12 @@ const std::vector<Field>& schema() {
                      [](Config& c) -> double& { return c.lr.step_every_epochs; }, 0.0, 100000.0),
       number<double>("lr.step_gamma", "decay=step: factor per decay",
                      [](Config& c) -> double& { return c.lr.step_gamma; }, 0.0, 1.0),
-      number<double>("lr.min_lr", "decay=cosine: final learning rate",
+      number<double>("lr.min_lr", "decay=cosine: final learning rate; decay=cyclic: the lower bound of each cycle",
                      [](Config& c) -> double& { return c.lr.min_lr; }, 0.0, 1e6),
+      number<double>("lr.exp_gamma", "decay=exponential: factor per epoch, in (0, 1], applied smoothly per step",
+                     [](Config& c) -> double& { return c.lr.exp_gamma; }, 0.0, 1.0),
+      number<double>("lr.cycle_epochs", "decay=cyclic: length of a whole cycle in epochs (peak, min_lr, peak)",
+                     [](Config& c) -> double& { return c.lr.cycle_epochs; }, 0.0, 100000.0),
       choice<Backend>("comm.backend", "gradient all-reduce backend",
                       [](Config& c) -> Backend& { return c.comm.backend; }, kBackends),
       number<double>("comm.bucket_mb", "gradient bucket size in MiB",
@@ -218,6 +223,8 @@ const std::vector<Field>& schema() {
                       [](Config& c) -> int64_t& { return c.metrics.noise_scale_every; }, 0, kMaxInt),
       number<double>("metrics.noise_scale_decay", "moving-average decay of the noise-scale estimates",
                      [](Config& c) -> double& { return c.metrics.noise_scale_decay; }, 0.0, 0.999999),
+      number<int64_t>("metrics.every_steps", "rank 0 writes steps.jsonl (lr, loss over all ranks) every N steps (0: off)",
+                      [](Config& c) -> int64_t& { return c.metrics.every_steps; }, 0, kMaxInt),
       number<int64_t>("checkpoint.every_steps", "write a checkpoint every N steps (0: off)",
                       [](Config& c) -> int64_t& { return c.checkpoint.every_steps; }, 0, kMaxInt),
       number<int64_t>("checkpoint.every_epochs", "write a checkpoint every N epochs (0: off); always at the end",
@@ -443,8 +450,15 @@ void validate(Config& config, const Origins& origins) {
   if (config.lr.decay == LrDecay::Step && config.lr.step_every_epochs <= 0.0)
     throw InputError(origin_of(origins, {"lr.decay", "lr.step_every_epochs"}) +
                      ": key 'lr.step_every_epochs' must be > 0 when lr.decay is step");
-  if (config.lr.decay == LrDecay::Cosine && config.lr.min_lr > config.optim.base_lr &&
-      config.lr.rule == ScalingRule::None)
+  if (config.lr.decay == LrDecay::Exponential && config.lr.exp_gamma <= 0.0)
+    throw InputError(origin_of(origins, {"lr.decay", "lr.exp_gamma"}) +
+                     ": key 'lr.exp_gamma' must be > 0 when lr.decay is exponential (a factor per epoch in (0, 1])");
+  if (config.lr.decay == LrDecay::Cyclic && config.lr.cycle_epochs <= 0.0)
+    throw InputError(origin_of(origins, {"lr.decay", "lr.cycle_epochs"}) +
+                     ": key 'lr.cycle_epochs' must be > 0 when lr.decay is cyclic");
+  // Without a scaling rule the peak is base_lr, known here; with one it depends on the world
+  // size, and set-up checks it against the scaled peak (check_run_shape).
+  if (uses_min_lr(config.lr.decay) && config.lr.min_lr > config.optim.base_lr && config.lr.rule == ScalingRule::None)
     throw InputError(origin_of(origins, {"lr.decay", "lr.min_lr", "optim.base_lr", "lr.rule"}) +
                      ": key 'lr.min_lr' exceeds optim.base_lr");
   if (config.optim.nesterov && config.optim.momentum <= 0.0)
@@ -606,5 +620,8 @@ std::string describe_config_keys() {
 
 std::string to_string(ScalingRule rule) { return name_of(kRules, rule); }
 std::string to_string(OptimizerName name) { return name_of(kOptimizers, name); }
+std::string to_string(LrDecay decay) { return name_of(kDecays, decay); }
+
+bool uses_min_lr(LrDecay decay) { return decay == LrDecay::Cosine || decay == LrDecay::Cyclic; }
 
 }  // namespace ddp

@@ -10,7 +10,7 @@ namespace ddp {
 
 enum class ScalingRule { None, Linear, Sqrt };
 enum class OptimizerName { Sgd, Lars };
-enum class LrDecay { Constant, Step, Cosine };
+enum class LrDecay { Constant, Step, Cosine, Exponential, Cyclic };
 enum class Device { Auto, Cpu, Cuda };
 enum class Backend { Auto, Mpi, Nccl };
 enum class Remainder { Drop, Pad };
@@ -73,7 +73,9 @@ struct LrConfig {
   LrDecay decay = LrDecay::Constant;
   double step_every_epochs = 0.0;  // decay=step: multiply by step_gamma every this many epochs
   double step_gamma = 0.1;
-  double min_lr = 0.0;  // decay=cosine: the floor
+  double min_lr = 0.0;  // decay=cosine: the floor; decay=cyclic: the bottom of each cycle
+  double exp_gamma = 0.9;  // decay=exponential: factor per epoch, applied smoothly at every step
+  double cycle_epochs = 2.0;  // decay=cyclic: one whole cycle (peak -> min_lr -> peak), in epochs
 };
 
 struct CommConfig {
@@ -92,6 +94,8 @@ struct MetricsConfig {
   // 4th step keeps the overhead under 2% and still gives hundreds of samples an epoch.
   int64_t noise_scale_every = 4;
   double noise_scale_decay = 0.99;  // moving-average decay per measurement
+  // Rank 0 writes a steps.jsonl line (step, lr, loss over all ranks) every this many steps; 0: off.
+  int64_t every_steps = 0;
 };
 
 struct OutputConfig {
@@ -133,5 +137,9 @@ std::string describe_config_keys();
 
 std::string to_string(ScalingRule rule);
 std::string to_string(OptimizerName name);
+std::string to_string(LrDecay decay);
+
+// The decays whose lr goes down to lr.min_lr (cosine, cyclic): it must not exceed the scaled peak.
+bool uses_min_lr(LrDecay decay);
 
 }  // namespace ddp

@@ -10,10 +10,38 @@ namespace ddp {
 
 namespace fs = std::filesystem;
 
-bool RunDirectory::holds_results(const fs::path& path) {
+namespace {
+
+constexpr const char* kMetrics = "metrics.jsonl";
+constexpr const char* kSteps = "steps.jsonl";
+
+bool non_empty(const fs::path& file) {
   std::error_code error;
-  const auto metrics_size = fs::file_size(path / "metrics.jsonl", error);
-  return fs::exists(path / "summary.json") || (!error && metrics_size > 0);
+  const auto size = fs::file_size(file, error);
+  return !error && size > 0;
+}
+
+// Rewrites the JSON-lines `file` with only the lines whose `key` is at most `last`.
+void keep_lines_up_to(const fs::path& file, const char* key, int64_t last) {
+  std::string kept;
+  {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+      try {
+        if (nlohmann::json::parse(line).at(key).get<int64_t>() <= last) kept += line + "\n";
+      } catch (const nlohmann::json::exception&) {
+        // A line torn by the crash that made this resume necessary: drop it.
+      }
+    }
+  }
+  write_file_atomically(file, kept);
+}
+
+}  // namespace
+
+bool RunDirectory::holds_results(const fs::path& path) {
+  return fs::exists(path / "summary.json") || non_empty(path / kMetrics) || non_empty(path / kSteps);
 }
 
 RunDirectory RunDirectory::create(const std::string& requested) {
@@ -32,31 +60,21 @@ RunDirectory RunDirectory::create(const std::string& requested) {
   if (error || !fs::is_directory(path))
     throw InputError("output.dir: cannot create " + path.string() + ": " + error.message());
   RunDirectory run(path);
-  run.metrics_.open(path / "metrics.jsonl", std::ios::trunc);
-  if (!run.metrics_) throw InputError("output.dir: cannot write " + (path / "metrics.jsonl").string());
+  run.metrics_.open(path / kMetrics, std::ios::trunc);
+  if (!run.metrics_) throw InputError("output.dir: cannot write " + (path / kMetrics).string());
   fs::remove(path / "summary.json");
+  fs::remove(path / kSteps);  // an earlier run's (--overwrite); this run's starts with its first line
   return run;
 }
 
-RunDirectory RunDirectory::reopen(const std::string& requested, int64_t completed_epochs) {
+RunDirectory RunDirectory::reopen(const std::string& requested, int64_t completed_epochs, int64_t completed_steps) {
   const fs::path path = requested;
-  std::string kept;
-  {
-    std::ifstream in(path / "metrics.jsonl");
-    std::string line;
-    while (std::getline(in, line)) {
-      try {
-        if (nlohmann::json::parse(line).at("epoch").get<int64_t>() <= completed_epochs) kept += line + "\n";
-      } catch (const nlohmann::json::exception&) {
-        // A line torn by the crash that made this resume necessary: drop it.
-      }
-    }
-  }
-  write_file_atomically(path / "metrics.jsonl", kept);
+  keep_lines_up_to(path / kMetrics, "epoch", completed_epochs);
+  if (fs::exists(path / kSteps)) keep_lines_up_to(path / kSteps, "step", completed_steps);
   fs::remove(path / "summary.json");
   RunDirectory run(path);
-  run.metrics_.open(path / "metrics.jsonl", std::ios::app);
-  if (!run.metrics_) throw InputError("output.dir: cannot write " + (path / "metrics.jsonl").string());
+  run.metrics_.open(path / kMetrics, std::ios::app);
+  if (!run.metrics_) throw InputError("output.dir: cannot write " + (path / kMetrics).string());
   return run;
 }
 
@@ -67,6 +85,15 @@ void RunDirectory::write_text(const std::string& name, const std::string& text) 
 void RunDirectory::append_metrics(const nlohmann::json& record) {
   metrics_ << record.dump() << '\n';
   metrics_.flush();
+}
+
+void RunDirectory::append_step(const nlohmann::json& record) {
+  if (!steps_.is_open()) {
+    steps_.open(path_ / kSteps, std::ios::app);
+    if (!steps_) throw std::runtime_error("cannot write " + (path_ / kSteps).string());
+  }
+  steps_ << record.dump() << '\n';
+  steps_.flush();
 }
 
 void RunDirectory::write_summary(const nlohmann::json& summary) const {

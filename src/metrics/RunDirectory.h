@@ -1,6 +1,7 @@
 #pragma once
-// Where one run's results go: config.yaml, metrics.jsonl (a line per epoch, flushed as
-// it is written so a killed job keeps what it measured) and summary.json.
+// Where one run's results go: config.yaml, metrics.jsonl (a line per epoch), steps.jsonl (a
+// line every metrics.every_steps steps, when on) and summary.json. Lines are flushed as they
+// are written, so a killed job keeps what it measured.
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -15,22 +16,25 @@ class RunDirectory {
   // is: whether it may be (holds_results) is the caller's question, asked before anything
   // is written.
   static RunDirectory create(const std::string& requested);
-  // A summary, or at least one epoch's metrics: what a new run there would destroy.
+  // A summary, or at least one epoch's or step's metrics: what a new run there would destroy.
   static bool holds_results(const std::filesystem::path& path);
-  // An existing run directory continued from a checkpoint: metrics.jsonl keeps the
-  // lines of the first `completed_epochs` epochs (later ones came after the checkpoint
-  // and will be measured again); the summary goes until the run completes.
-  static RunDirectory reopen(const std::string& path, int64_t completed_epochs);
+  // An existing run directory continued from a checkpoint after `completed_steps` steps:
+  // metrics.jsonl keeps the lines of the first `completed_epochs` epochs and steps.jsonl
+  // those of the first `completed_steps` steps (later ones came after the checkpoint and
+  // will be measured again); the summary goes until the run completes.
+  static RunDirectory reopen(const std::string& path, int64_t completed_epochs, int64_t completed_steps);
 
   const std::filesystem::path& path() const { return path_; }
   void write_text(const std::string& name, const std::string& text) const;
   void append_metrics(const nlohmann::json& record);
+  void append_step(const nlohmann::json& record);  // steps.jsonl, created by the first line
   void write_summary(const nlohmann::json& summary) const;
 
  private:
   explicit RunDirectory(std::filesystem::path path) : path_(std::move(path)) {}
   std::filesystem::path path_;
   std::ofstream metrics_;
+  std::ofstream steps_;
 };
 
 }  // namespace ddp

@@ -30,6 +30,10 @@ double LrSchedule::at(int64_t step) const {
     // Step 0 trains at base_lr; step warmup_steps is the first at the peak.
     return base_lr_ + (peak_ - base_lr_) * double(step) / double(warmup_steps_);
   }
+  return decayed(step);
+}
+
+double LrSchedule::decayed(int64_t step) const {
   switch (lr_.decay) {
     case LrDecay::Constant: return peak_;
     case LrDecay::Step: {
@@ -43,8 +47,27 @@ double LrSchedule::at(int64_t step) const {
       const double t = std::min(1.0, double(step - warmup_steps_) / double(span));
       return lr_.min_lr + (peak_ - lr_.min_lr) * 0.5 * (1.0 + std::cos(M_PI * t));
     }
+    case LrDecay::Exponential: {
+      // Fractional epochs since the end of warmup: the lr moves at every step, not once an
+      // epoch, and starts from the peak the warmup reached.
+      const double epochs = double(step - warmup_steps_) / double(steps_per_epoch_);
+      return peak_ * std::pow(lr_.exp_gamma, epochs);
+    }
+    case LrDecay::Cyclic: return cyclic(step);
   }
   return peak_;
+}
+
+// The triangular policy of Smith 2017 ("Cyclical Learning Rates for Training Neural Networks",
+// arXiv 1506.01186, section 3) between min_lr and the peak, a whole cycle every cycle_epochs.
+// Smith's cycle starts at the bottom; this one is shifted by half a cycle so that it starts at
+// the peak where warmup ends, and the lr is continuous there instead of falling from the peak to
+// min_lr in one step: peak, down to min_lr at mid-cycle, back to the peak at the cycle's end.
+// Without warmup it starts at the peak too: one rule, whatever the warmup.
+double LrSchedule::cyclic(int64_t step) const {
+  const double cycle_steps = lr_.cycle_epochs * double(steps_per_epoch_);
+  const double phase = std::fmod(double(step - warmup_steps_), cycle_steps) / cycle_steps;  // in [0, 1)
+  return lr_.min_lr + (peak_ - lr_.min_lr) * std::abs(1.0 - 2.0 * phase);
 }
 
 }  // namespace ddp

@@ -2,7 +2,8 @@
 // The learning rate at every step as a pure function of (config, world size, step).
 //   peak = scaling_rule(base_lr, global_batch / base_batch)   (none: 1, linear: k, sqrt: sqrt(k))
 //   warmup (Goyal et al. 2017, section 2.2): linear per step from base_lr to peak
-//   then constant, step (x gamma every N epochs) or cosine (to min_lr)
+//   then constant, step (x gamma every N epochs), cosine (to min_lr), exponential (x gamma
+//   per epoch, smoothly) or cyclic (triangular between the peak and min_lr)
 #include <cstdint>
 
 #include "config/Config.h"
@@ -21,6 +22,10 @@ class LrSchedule {
   int64_t warmup_steps() const { return warmup_steps_; }
 
  private:
+  // The lr at `step` >= warmup_steps_.
+  double decayed(int64_t step) const;
+  double cyclic(int64_t step) const;
+
   LrConfig lr_;
   double base_lr_;
   double peak_;

@@ -19,11 +19,13 @@ SimpleNN build_model(const Config& config, torch::Device device) {
 // Scalars that ride at the end of the gradient all-reduce (averaged like gradients):
 //   the local |G_small|^2 (noise scale);
 //   health = loss + sum of gradients: NaN/Inf on any rank makes the average NaN/Inf;
-//   stop > 0 when any rank asked to stop.
+//   stop > 0 when any rank asked to stop;
+//   the loss, averaged into the mean over all ranks (per-step metrics).
 constexpr int64_t kSmallNormSlot = 0;
 constexpr int64_t kHealthSlot = 1;
 constexpr int64_t kStopSlot = 2;
-constexpr int64_t kExtraSlots = 3;
+constexpr int64_t kLossSlot = 3;
+constexpr int64_t kExtraSlots = 4;
 
 torch::Device device_of(const SimpleNN& model) { return model->parameters().front().device(); }
 
@@ -55,12 +57,14 @@ StepResult Replica::step(const Split& batch, const StepOptions& options) {
   torch::Tensor health = extras[kHealthSlot];  // written in place: no temporary and copy
   at::add_out(health, loss, buckets.sum());
   if (options.request_stop) extras[kStopSlot].fill_(1.0);
+  if (options.mean_loss) extras[kLossSlot].copy_(loss);
   const auto backward_done = time_steps_ ? Clock::now() : Clock::time_point{};
   sync_.synchronize();
   const auto synced = time_steps_ ? Clock::now() : Clock::time_point{};
 
   StepResult result;
   result.loss = loss;
+  if (options.mean_loss) result.mean_loss = extras[kLossSlot].clone();  // the next step zeroes the slot
   if (options.noise) {
     options.noise->small_squared_norm = extras[kSmallNormSlot].clone();
     options.noise->big_squared_norm = buckets.squared_norm();

@@ -38,10 +38,12 @@ struct StepOptions {
   NoiseSample* noise = nullptr;  // set: measure the gradient noise into it
   bool request_stop = false;     // this rank asks every rank to stop after this step
   bool check = true;             // read the agreed flags (see Replica::step)
+  bool mean_loss = false;        // also average the loss over all ranks (StepResult::mean_loss)
 };
 
 struct StepResult {
   torch::Tensor loss;           // this rank's mean loss (0-dim, on the device)
+  torch::Tensor mean_loss;      // with StepOptions::mean_loss: the mean over every (virtual) rank, likewise
   bool checked = false;         // the agreed flags were read; the two below mean nothing otherwise
   bool nonfinite = false;       // some rank's loss or gradient was NaN/Inf in this step (or, with deferred
                                 // checks, in an unchecked one since the last check): this update was not applied
@@ -61,7 +63,8 @@ class Replica {
   // make it. With `options.noise` set, also measures the gradient noise (the raw
   // data-loss gradient, before weight decay and momentum). Health and stop flags ride in
   // the same all-reduce, so every rank learns of a NaN or a stop request on any rank at no
-  // cost, and no rank applies an update that another refuses.
+  // cost, and no rank applies an update that another refuses; so does the loss, when
+  // `options.mean_loss` asks for its mean over ranks.
   //
   // With `options.check` false the flags are not read, which on a GPU keeps the host from
   // waiting for the step: the update is applied whatever it holds, and a NaN/Inf is

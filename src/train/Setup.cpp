@@ -81,6 +81,13 @@ void check_run_shape(const Config& config, int world_size, int64_t train_samples
                                  "steps = {} steps), so the scaled lr {:.5g} would never be reached",
                                  schedule.warmup_steps(), config.train.epochs, sampler.steps_per_epoch(), total,
                                  schedule.peak()));
+  // The config could only check this without a scaling rule; the scaled peak needs the world size.
+  if (uses_min_lr(config.lr.decay) && config.lr.min_lr > schedule.peak())
+    throw InputError(fmt::format("lr.min_lr: {} is above the peak lr {:.5g} (optim.base_lr {} under lr.rule={} at a "
+                                 "global batch of {}), so lr.decay={} would never go down to it; make it at most "
+                                 "the peak",
+                                 config.lr.min_lr, schedule.peak(), config.optim.base_lr, to_string(config.lr.rule),
+                                 sampler.global_batch(), to_string(config.lr.decay)));
 }
 
 // What rank 0 found to resume from, read but not yet acted on.
@@ -146,7 +153,7 @@ void open_run_directory(PreparedRun& run, const ResumeSource& source) {
   try {
     if (run.resume_from) {
       const TrainingPosition at = position_of(*run.resume_from, source.path);
-      run.run_dir.emplace(RunDirectory::reopen(config.output.dir, at.epoch));
+      run.run_dir.emplace(RunDirectory::reopen(config.output.dir, at.epoch, at.step));
       // Checkpoints past the one resumed from (corrupt, or from a later stop) belong to a
       // future this run will rewrite; left in place they would shadow its own.
       CheckpointStore(checkpoint_dir(config, config.output.dir), 1).remove_after(at.step);

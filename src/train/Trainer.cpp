@@ -146,6 +146,9 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
     }
     ++pos_.step;
     progress_.step(e.epoch, e.s, e.lr);
+    // A check vouches for the steps since the previous one: their lines may go out (every
+    // step on CPU, where the read is free; every check_every on a GPU, which it synchronises).
+    if (r.checked && !step_records_.empty()) flush_measurements();
     if (r.stop_requested) {
       ++e.s;
       outcome_ = Outcome::Stopped;
@@ -159,9 +162,12 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
 
 StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::function<bool()>& stop_requested) {
   const int64_t b = sampler_.batch_per_step(), stop_after = config_.train.stop_after_steps;
+  const int64_t log_every = config_.metrics.every_steps;
   e.lr = schedule_.at(pos_.step);
   StepOptions options;
   options.lr = e.lr;
+  // Every rank contributes its loss to the mean; only rank 0 writes it.
+  options.mean_loss = log_every > 0 && (pos_.step + 1) % log_every == 0;
   if (noise_scale_ && pos_.step % config_.metrics.noise_scale_every == 0) options.noise = &noise_samples_.emplace_back();
   // Whatever follows this step (a checkpoint, the epoch's end, a step budget) must see
   // checked, agreed flags.
@@ -171,12 +177,15 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   comm_.set_step(pos_.step);  // a collective that outlives comm.timeout_s names this step
   const StepResult r = replica_.step(train_.rows(e.order.narrow(0, e.s * b, b)), options);
   if (r.nonfinite && options.noise) noise_samples_.pop_back();
+  // A step whose update was not applied (NaN/Inf) gets no line.
+  if (options.mean_loss && !r.nonfinite && out_.run_dir)
+    step_records_.push_back({pos_.step + 1, e.epoch + 1, e.lr, r.mean_loss, noise_samples_.size()});
   return r;
 }
 
 void Trainer::keep_rollback_point(const EpochProgress& e, int64_t step_in_epoch) {
   replica_.save_rollback_point();
-  good_ = {pos_.step, step_in_epoch, e.counted, e.loss_sum.clone(), noise_samples_.size()};
+  good_ = {pos_.step, step_in_epoch, e.counted, e.loss_sum.clone(), noise_samples_.size(), step_records_.size()};
 }
 
 void Trainer::roll_back(EpochProgress& e) {
@@ -186,14 +195,16 @@ void Trainer::roll_back(EpochProgress& e) {
   e.counted = good_.counted;
   e.loss_sum = good_.loss_sum;
   noise_samples_.resize(good_.noise_samples);
+  step_records_.resize(good_.step_records);
 }
 
 void Trainer::end_epoch(EpochProgress& e) {
   const double seconds = since(e.start);
   add_epoch_times(seconds);
-  // One read of the loss per epoch: the only host synchronisation of the loop.
+  // One read of the epoch's loss: with steps.jsonl off, the loop's only host synchronisation
+  // besides the flag reads.
   const double train_loss = mean_over_ranks(e.loss_sum / double(std::max<int64_t>(e.counted, 1)), comm_);
-  flush_noise();
+  flush_measurements();
   const Evaluation eval = evaluate(replica_.model(), test_, comm_);
   const double throughput = double((sampler_.steps_per_epoch() - e.first_step) * sampler_.global_batch()) / seconds;
   pos_.final_test_accuracy = eval.accuracy;
@@ -228,37 +239,62 @@ void Trainer::add_epoch_times(double seconds) {
 void Trainer::write_metrics(const EpochProgress& e, double train_loss, double test_loss, double test_accuracy,
                             double samples_per_second) {
   if (!out_.run_dir) return;
-  const bool noise = noise_scale_.has_value();
-  std::optional<double> b_simple = noise ? noise_scale_->b_simple() : std::nullopt;
-  out_.run_dir->append_metrics(
-      {{"epoch", e.epoch + 1},
-       {"step", pos_.step},
-       {"lr", e.lr},
-       {"train_loss", train_loss},
-       {"test_loss", test_loss},
-       {"test_acc", test_accuracy},
-       {"samples_per_second", samples_per_second},
-       {"epoch_seconds", since(e.start)},
-       {"compute_seconds", replica_.times().compute_seconds},
-       {"comm_seconds", replica_.times().comm_seconds},
-       {"skipped_steps", pos_.skipped_steps},
-       {"b_simple", b_simple ? nlohmann::json(*b_simple) : nullptr},
-       {"noise_grad_sq", noise ? nlohmann::json(noise_scale_->gradient_squared_norm()) : nullptr},
-       {"noise_trace_sigma", noise ? nlohmann::json(noise_scale_->trace_sigma()) : nullptr}});
+  nlohmann::json record = {{"epoch", e.epoch + 1},
+                           {"step", pos_.step},
+                           {"lr", e.lr},
+                           {"train_loss", train_loss},
+                           {"test_loss", test_loss},
+                           {"test_acc", test_accuracy},
+                           {"samples_per_second", samples_per_second},
+                           {"epoch_seconds", since(e.start)},
+                           {"compute_seconds", replica_.times().compute_seconds},
+                           {"comm_seconds", replica_.times().comm_seconds},
+                           {"skipped_steps", pos_.skipped_steps}};
+  record.update(noise_estimate());
+  out_.run_dir->append_metrics(record);
 }
 
-// Folds pending noise measurements into the estimator (identical on every rank: the
-// values are all-reduced), reading the device once.
-void Trainer::flush_noise() {
-  if (!noise_scale_ || noise_samples_.empty()) return;
-  std::vector<torch::Tensor> small, big;
-  for (const auto& sample : noise_samples_)
-    small.push_back(sample.small_squared_norm), big.push_back(sample.big_squared_norm);
-  const torch::Tensor small_cpu = torch::stack(small).to(torch::kCPU, torch::kFloat64);
-  const torch::Tensor big_cpu = torch::stack(big).to(torch::kCPU, torch::kFloat64);
-  const auto small_at = small_cpu.accessor<double, 1>(), big_at = big_cpu.accessor<double, 1>();
-  for (int64_t i = 0; i < small_cpu.size(0); ++i) noise_scale_->add(small_at[i], big_at[i]);
+void Trainer::write_step(const StepRecord& record, double train_loss) {
+  nlohmann::json line = {
+      {"step", record.step}, {"epoch", record.epoch}, {"lr", record.lr}, {"train_loss", train_loss}};
+  line.update(noise_estimate());
+  out_.run_dir->append_step(line);
+}
+
+// The smoothed estimates as of now; null where the noise scale is not measured.
+nlohmann::json Trainer::noise_estimate() const {
+  const bool noise = noise_scale_.has_value();
+  const std::optional<double> b_simple = noise ? noise_scale_->b_simple() : std::nullopt;
+  return {{"b_simple", b_simple ? nlohmann::json(*b_simple) : nullptr},
+          {"noise_grad_sq", noise ? nlohmann::json(noise_scale_->gradient_squared_norm()) : nullptr},
+          {"noise_trace_sigma", noise ? nlohmann::json(noise_scale_->trace_sigma()) : nullptr}};
+}
+
+// One copy from the device for everything pending. The samples are folded in step order
+// (identically on every rank: the values are all-reduced), and each line shows the estimate
+// as of its step.
+void Trainer::flush_measurements() {
+  if (noise_samples_.empty() && step_records_.empty()) return;
+  std::vector<torch::Tensor> pending;
+  for (const auto& sample : noise_samples_) {
+    pending.push_back(sample.small_squared_norm);
+    pending.push_back(sample.big_squared_norm);
+  }
+  for (const auto& record : step_records_) pending.push_back(record.mean_loss);
+  const torch::Tensor host = torch::stack(pending).to(torch::kCPU, torch::kFloat64).contiguous();
+  const double* noise = host.data_ptr<double>();  // small, big, small, big, ...
+  const double* losses = noise + 2 * noise_samples_.size();
+  size_t folded = 0;
+  const auto fold_samples_until = [&](size_t end) {
+    for (; folded < end; ++folded) noise_scale_->add(noise[2 * folded], noise[2 * folded + 1]);
+  };
+  for (size_t i = 0; i < step_records_.size(); ++i) {
+    fold_samples_until(step_records_[i].noise_samples);
+    write_step(step_records_[i], losses[i]);
+  }
+  fold_samples_until(noise_samples_.size());
   noise_samples_.clear();
+  step_records_.clear();
 }
 
 TrainingPosition Trainer::position_in(const EpochProgress& e, int64_t step_in_epoch) const {
@@ -273,7 +309,7 @@ TrainingPosition Trainer::position_in(const EpochProgress& e, int64_t step_in_ep
 }
 
 void Trainer::save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum) {
-  flush_noise();
+  flush_measurements();  // a resume from this checkpoint keeps the lines up to its step
   at.epoch_loss_sum = mean_over_ranks(loss_sum, comm_);
   if (!out_.checkpoints) return;
   if (noise_scale_) at.noise = noise_scale_->state();
@@ -312,7 +348,6 @@ TrainingResult Trainer::finish(double wall_seconds) {
 }
 
 nlohmann::json Trainer::summary(const TrainingResult& result) const {
-  std::optional<double> b_simple = noise_scale_ ? noise_scale_->b_simple() : std::nullopt;
   nlohmann::json summary = {{"version", kVersion},
                             {"outcome", outcome_ == Outcome::Completed ? "completed" : "nonfinite"},
                             {"dataset", dataset_name_},
@@ -341,15 +376,13 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"final_test_accuracy", pos_.final_test_accuracy},
                             {"final_test_loss", pos_.final_test_loss},
                             {"final_train_loss", pos_.final_train_loss},
-                            {"b_simple", b_simple ? nlohmann::json(*b_simple) : nullptr},
-                            {"noise_grad_sq", noise_scale_ ? nlohmann::json(noise_scale_->gradient_squared_norm()) : nullptr},
-                            {"noise_trace_sigma", noise_scale_ ? nlohmann::json(noise_scale_->trace_sigma()) : nullptr},
                             {"noise_scale_b_small", config_.train.local_batch},
                             {"samples_per_second", result.samples_per_second},
                             {"train_seconds", pos_.train_seconds},
                             {"compute_seconds", pos_.compute_seconds},
                             {"comm_seconds", pos_.comm_seconds},
                             {"wall_seconds", result.wall_seconds}};
+  summary.update(noise_estimate());
   if (outcome_ == Outcome::NonFinite) {
     summary["nonfinite_step"] = nonfinite_step_;
     summary["last_good_step"] = pos_.step;

@@ -84,11 +84,19 @@ class Trainer {
     Clock::time_point start;
     torch::Tensor order;      // this rank's sample order for the epoch
   };
+  // A steps.jsonl line (rank 0) whose loss is still on the device, read with the noise samples.
+  struct StepRecord {
+    int64_t step = 0;           // steps done, this one included (as metrics.jsonl and checkpoints count)
+    int64_t epoch = 0;          // 1-based, as in metrics.jsonl
+    double lr = 0;
+    torch::Tensor mean_loss;    // over every (virtual) rank
+    size_t noise_samples = 0;   // noise_samples_ taken up to this step: its line shows the estimate with them
+  };
   // With deferred checks, where a NaN found at a check sends the loop back to.
   struct RollbackPoint {
     int64_t step = 0, step_in_epoch = 0, counted = 0;
     torch::Tensor loss_sum;
-    size_t noise_samples = 0;
+    size_t noise_samples = 0, step_records = 0;
   };
 
   void announce();
@@ -102,7 +110,11 @@ class Trainer {
   void add_epoch_times(double seconds);  // the epoch in progress, into the totals
   void write_metrics(const EpochProgress& e, double train_loss, double test_loss, double test_accuracy,
                      double samples_per_second);
-  void flush_noise();
+  void write_step(const StepRecord& record, double train_loss);
+  nlohmann::json noise_estimate() const;  // the noise-scale keys of every output
+  // Reads the pending noise samples and step losses from the device, folds the samples into
+  // the estimator and writes the pending steps.jsonl lines.
+  void flush_measurements();
   // Every rank calls it at the same step (decisions are agreed); rank 0 writes.
   void save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum);
   TrainingPosition position_in(const EpochProgress& e, int64_t step_in_epoch) const;
@@ -121,6 +133,7 @@ class Trainer {
   Progress progress_;
   std::optional<GradientNoiseScale> noise_scale_;
   std::vector<NoiseSample> noise_samples_;  // measured, not yet read from the device
+  std::vector<StepRecord> step_records_;    // steps.jsonl lines not yet written
   int64_t check_every_;
   std::vector<std::string> hosts_;  // every rank's host name, in rank order
   TrainingPosition pos_;            // step and epoch live; times and losses of completed epochs

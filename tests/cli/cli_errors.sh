@@ -44,6 +44,8 @@ expect 2 "train-images-idx3-ubyte: wrong IDX magic" -- "$DDP_TRAIN" --config "$c
 # Under mpirun: both ranks agree on the failure, one line per failing rank, exit 2, no hang.
 expect 2 "error: ranks 0-1: .*unknown key 'optim.lr'" -- timeout 60 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" optim.lr=1
 expect 2 "global batch 128 .* exceeds the training set of 64" -- timeout 60 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" train.local_batch=64 output.dir="$work/run0"
+# The scaled peak needs the world size: 0.01 x 16/64 at 2 ranks of 8, below a floor the config alone could not refuse.
+expect 2 "error: ranks 0-1: lr.min_lr: 0.005 is above the peak lr 0.0025 \(optim.base_lr 0.01 under lr.rule=linear at a global batch of 16\)" -- timeout 60 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" lr.rule=linear lr.decay=cyclic lr.min_lr=0.005
 
 # A finished run's directory is not overwritten without --overwrite.
 expect 0 "final test accuracy" -- timeout 120 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" output.dir="$work/run1"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Faults on a running local cluster of 2 nodes (tests/cluster/with_cluster.sh starts it),
 # one rank per node under launch/mpirun:
+#  (c) a stalled rank: rank 1 on node2 stopped with SIGSTOP. A warning names it at a quarter
+#      of the deadline, then the deadline ends the job naming it.
 #  (b) a network partition: node2's eth0 goes down mid-training. The job ends within
 #      comm.timeout_s + 10 s naming the rank it lost, mpirun included (it cannot reach
 #      node2's daemon to clean up); the newest checkpoint is intact, and with the link back
@@ -16,7 +18,8 @@ train=${DDP_TRAIN:-$PWD/build/ddp-train}
 node2_ns=$(netns_of node2)
 work=$(mktemp -d)
 # Whatever happens, node2's link comes back up (later checks, and cluster/stop, expect it).
-trap 'ip -n "$node2_ns" link set eth0 up 2>/dev/null; rm -rf "$work"' EXIT
+# A stopped or cut-off rank must not outlive a failed check either.
+trap 'ip -n "$node2_ns" link set eth0 up 2>/dev/null; pkill -9 -f "ddp-train.*$work"; rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 deadline=6
 crc_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['parameters_crc32'])" "$1/summary.json"; }
@@ -50,6 +53,25 @@ run_until_fault() {
   echo "--- $name: exit $rc after ${elapsed_ms} ms"
   cat "$work/$name.log"
 }
+
+# (c) A stalled rank on node2.
+stop_rank1() {
+  local pid
+  for pid in $(ranks_of "$work/stall"); do
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && { kill -STOP "$pid"; return; }
+  done
+  fail "stall: rank 1 not found"
+}
+run_until_fault stall stop_rank1
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "the stalled job exited $rc, not an error"
+[ "$elapsed_ms" -le $(( (deadline + 10) * 1000 )) ] || fail "the stalled job took ${elapsed_ms} ms, more than comm.timeout_s + 10 s"
+grep -Eq "^ddp-train: warning: rank 0 \(node1\): .*waiting [0-9.]+ s for rank 1 \(node2\)" "$work/stall.log" \
+  || fail "no stall warning named rank 1 (node2)"
+grep -Eq "^ddp-train: error: rank 0 \(node1\): .*rank 1 \(node2\) did not arrive" "$work/stall.log" \
+  || fail "the deadline did not name rank 1 (node2)"
+for _ in $(seq 1 50); do [ -z "$(ranks_of "$work/stall")" ] && break; sleep 0.2; done
+[ -z "$(ranks_of "$work/stall")" ] || fail "ranks of the stalled job still run"
+echo "ok: stall: a warning, then the job ended (exit $rc) after ${elapsed_ms} ms naming rank 1 (node2)"
 
 # (b) The partition.
 run_until_fault partition ip -n "$node2_ns" link set eth0 down

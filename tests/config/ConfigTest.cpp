@@ -288,6 +288,41 @@ TEST(Config, CrossKeyErrorsNameWhereTheValuesCameFrom) {
   EXPECT_TRUE(has(both, "test.yaml:1 and override 'comm.backend=nccl': key 'comm.backend' is nccl")) << both;
 }
 
+TEST(Config, ExponentialAndCyclicDecays) {
+  const Config c = parse_config("lr: {decay: exponential, exp_gamma: 0.5}\n", "t");
+  EXPECT_EQ(c.lr.decay, LrDecay::Exponential);
+  EXPECT_DOUBLE_EQ(c.lr.exp_gamma, 0.5);
+  const Config cyclic = load_config("", {"lr.decay=cyclic", "lr.cycle_epochs=0.5", "lr.min_lr=0.001"});
+  EXPECT_EQ(cyclic.lr.decay, LrDecay::Cyclic);
+  EXPECT_DOUBLE_EQ(cyclic.lr.cycle_epochs, 0.5);
+  const Config defaults = load_config("", {});
+  EXPECT_DOUBLE_EQ(defaults.lr.exp_gamma, 0.9);
+  EXPECT_DOUBLE_EQ(defaults.lr.cycle_epochs, 2.0);
+}
+
+TEST(Config, ExponentialAndCyclicDecaysAreChecked) {
+  const std::string zero_gamma = error_of("lr: {decay: exponential, exp_gamma: 0}\n");
+  EXPECT_TRUE(has(zero_gamma, "test.yaml:1: key 'lr.exp_gamma' must be > 0 when lr.decay is exponential"))
+      << zero_gamma;
+  EXPECT_TRUE(has(override_error_of({"lr.exp_gamma=1.5"}), "'lr.exp_gamma': value 1.5 is out of range [0, 1]"));
+  // Only the decay that uses a key checks it: a zero cycle means nothing to an exponential decay.
+  EXPECT_DOUBLE_EQ(load_config("", {"lr.decay=exponential", "lr.cycle_epochs=0"}).lr.cycle_epochs, 0.0);
+  const std::string zero_cycle = override_error_of({"lr.decay=cyclic", "lr.cycle_epochs=0"});
+  EXPECT_TRUE(has(zero_cycle, "override 'lr.decay=cyclic' and override 'lr.cycle_epochs=0': key 'lr.cycle_epochs' "
+                              "must be > 0 when lr.decay is cyclic"))
+      << zero_cycle;
+  // Without a scaling rule the peak is optim.base_lr; with one, set-up checks the scaled peak.
+  const std::string floor = error_of("lr: {decay: cyclic, min_lr: 0.05}\n");
+  EXPECT_TRUE(has(floor, "key 'lr.min_lr' exceeds optim.base_lr")) << floor;
+  EXPECT_DOUBLE_EQ(load_config("", {"lr.decay=cyclic", "lr.min_lr=0.05", "lr.rule=linear"}).lr.min_lr, 0.05);
+}
+
+TEST(Config, StepMetricsAreOffByDefault) {
+  EXPECT_EQ(load_config("", {}).metrics.every_steps, 0);
+  EXPECT_EQ(parse_config("metrics: {every_steps: 10}\n", "t").metrics.every_steps, 10);
+  EXPECT_TRUE(has(override_error_of({"metrics.every_steps=-1"}), "'metrics.every_steps': value -1 is out of range"));
+}
+
 TEST(Config, SectionGivenASingleValueIsExplained) {
   const std::string e = error_of("train: 5\n");
   EXPECT_TRUE(has(e, "test.yaml:1: 'train' is a section and must be a mapping of its keys (e.g. 'train: {epochs: "

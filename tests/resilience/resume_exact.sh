@@ -2,11 +2,13 @@
 # A run stopped after any step and resumed with the same world size ends with parameters
 # bitwise equal to an uninterrupted run (CRC-32 of every parameter byte). Resuming with
 # another world size works when the global batch is kept (virtual ranks) and is refused
-# otherwise; a changed experiment is refused; a corrupt newest checkpoint is skipped.
+# otherwise; a changed experiment is refused; a corrupt newest checkpoint is skipped. The
+# per-step metrics (steps.jsonl) of a resumed run are byte for byte the uninterrupted run's.
 source "$(dirname "$0")/lib.sh"
 # Momentum and weight decay carry optimizer state; warmup makes the lr depend on the step.
 setup=(train.epochs=3 optim.momentum=0.9 optim.weight_decay=1e-4 lr.rule=linear lr.warmup_epochs=1
-       checkpoint.every_steps=50 checkpoint.keep=5)
+       checkpoint.every_steps=50 checkpoint.keep=5 metrics.every_steps=1)
+same_steps() { cmp -s "$work/full/steps.jsonl" "$1/steps.jsonl"; }
 
 train 2 "${setup[@]}" output.dir="$work/full"
 check "uninterrupted run" [ "$rc" -eq 0 ]
@@ -22,7 +24,10 @@ for stop in 1 37 62 100 150; do
     [ "$(crc_of "$work/stop$stop")" = "$reference" ]
   lines=$(wc -l <"$work/stop$stop/metrics.jsonl")
   check "metrics after resume at $stop hold each epoch once ($lines lines)" [ "$lines" -eq 3 ]
+  check "steps.jsonl after resume at $stop is the uninterrupted run's ($(wc -l <"$work/stop$stop/steps.jsonl") lines)" \
+    same_steps "$work/stop$stop"
 done
+check "steps.jsonl has a line per step (186)" [ "$(wc -l <"$work/full/steps.jsonl")" -eq 186 ]
 
 # LARS: its state is SGD's momentum buffers, carried the same way.
 lars=(optim.name=lars optim.base_lr=1)
@@ -39,6 +44,7 @@ train 2 "${setup[@]}" output.dir="$work/twice" train.stop_after_steps=130 --resu
 check "second stop exits 75" [ "$rc" -eq 75 ]
 train 2 "${setup[@]}" output.dir="$work/twice" --resume
 check "stopped twice, still bitwise equal" [ "$(crc_of "$work/twice")" = "$reference" ]
+check "stopped twice, steps.jsonl still has each step once" same_steps "$work/twice"
 
 # The newest checkpoint torn: resume warns, takes the previous one, and is still exact.
 train 2 "${setup[@]}" output.dir="$work/torn" train.stop_after_steps=120
@@ -49,6 +55,7 @@ check "a corrupt checkpoint is skipped with a warning" output_has "skipping corr
 check "resume falls back to step 100" output_has "resuming from .*ckpt-0000000100"
 check "and is still bitwise equal" [ "$rc" -eq 0 -a "$(crc_of "$work/torn")" = "$reference" ]
 check "the corrupt checkpoint past the resumed one is gone" [ ! -e "$newest" ]
+check "steps 101-120, logged before the resumed checkpoint was torn, are logged once" same_steps "$work/torn"
 
 # --overwrite starts afresh: the old run's later checkpoints must not be resumed.
 train 2 "${setup[@]}" output.dir="$work/torn" train.stop_after_steps=30 --overwrite

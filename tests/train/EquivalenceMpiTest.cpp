@@ -15,22 +15,13 @@
 #include "schedule/LrSchedule.h"
 #include "train/Replica.h"
 #include "train/Trainer.h"
+#include "SyntheticData.h"
 
 namespace ddp {
 namespace {
 
-Split synthetic_split(int64_t n, uint64_t seed) {
-  // Learnable but not trivially: labels from a fixed random linear map of the inputs.
-  torch::manual_seed(seed);
-  torch::Tensor x = torch::randn({n, 784});
-  torch::manual_seed(123);
-  torch::Tensor w = torch::randn({784, 10});
-  return {x, x.matmul(w).argmax(1)};
-}
-
-Dataset synthetic_dataset(int64_t train_samples) {
-  return {"synthetic", synthetic_split(train_samples, 123), synthetic_split(64, 321)};
-}
+using testing_data::synthetic_dataset;
+using testing_data::synthetic_split;
 
 double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).norm().item<double>() / b.norm().item<double>();
