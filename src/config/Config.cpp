@@ -138,7 +138,10 @@ Field choice(std::string key, std::string help, Ref<E> ref, std::vector<std::pai
 }
 
 const std::vector<std::pair<std::string, ScalingRule>> kRules = {
-    {"none", ScalingRule::None}, {"linear", ScalingRule::Linear}, {"sqrt", ScalingRule::Sqrt}};
+    {"none", ScalingRule::None},
+    {"linear", ScalingRule::Linear},
+    {"sqrt", ScalingRule::Sqrt},
+    {"adascale", ScalingRule::AdaScale}};
 const std::vector<std::pair<std::string, OptimizerName>> kOptimizers = {{"sgd", OptimizerName::Sgd},
                                                                     {"lars", OptimizerName::Lars}};
 const std::vector<std::pair<std::string, LrDecay>> kDecays = {
@@ -192,7 +195,7 @@ const std::vector<Field>& schema() {
       boolean("optim.nesterov", "Nesterov momentum", [](Config& c) -> bool& { return c.optim.nesterov; }),
       number<double>("optim.lars_eta", "LARS trust coefficient eta (optim.name=lars)",
                      [](Config& c) -> double& { return c.optim.lars_eta; }, 0.0, 1.0),
-      choice<ScalingRule>("lr.rule", "learning-rate scaling with the global batch",
+      choice<ScalingRule>("lr.rule", "learning-rate scaling with the global batch; adascale: by the measured gain",
                           [](Config& c) -> ScalingRule& { return c.lr.rule; }, kRules),
       number<int64_t>("lr.base_batch", "global batch at which optim.base_lr applies",
                       [](Config& c) -> int64_t& { return c.lr.base_batch; }, 1, kMaxInt),
@@ -219,9 +222,11 @@ const std::vector<Field>& schema() {
                      [](Config& c) -> double& { return c.comm.timeout_s; }, 1.0, 86400.0),
       number<int64_t>("runtime.threads", "intra-op and BLAS threads per rank",
                       [](Config& c) -> int64_t& { return c.runtime.threads; }, 1, 1024),
-      number<int64_t>("metrics.noise_scale_every", "measure the gradient noise scale every N steps (0: off)",
+      number<int64_t>("metrics.noise_scale_every",
+                      "measure the gradient noise scale every N steps (0: off; lr.rule=adascale: every step)",
                       [](Config& c) -> int64_t& { return c.metrics.noise_scale_every; }, 0, kMaxInt),
-      number<double>("metrics.noise_scale_decay", "moving-average decay of the noise-scale estimates",
+      number<double>("metrics.noise_scale_decay",
+                     "moving-average decay of the noise-scale estimates (and so of AdaScale's gain)",
                      [](Config& c) -> double& { return c.metrics.noise_scale_decay; }, 0.0, 0.999999),
       number<int64_t>("metrics.every_steps", "rank 0 writes steps.jsonl (lr, loss over all ranks) every N steps (0: off)",
                       [](Config& c) -> int64_t& { return c.metrics.every_steps; }, 0, kMaxInt),
@@ -470,6 +475,19 @@ void validate(Config& config, const Origins& origins) {
   if (config.device == Device::Cpu && config.comm.backend == Backend::Nccl)
     throw InputError(origin_of(origins, {"device", "comm.backend"}) +
                      ": key 'comm.backend' is nccl but device is cpu; NCCL needs CUDA tensors");
+  // AdaScale's gain reads every step's gradient norms on the host to set the next step's lr,
+  // so the flags come with them: nothing is saved by reading them less often.
+  if (config.lr.rule == ScalingRule::AdaScale && config.train.check_every > 1)
+    throw InputError(origin_of(origins, {"lr.rule", "train.check_every"}) + ": key 'train.check_every' is " +
+                     std::to_string(config.train.check_every) +
+                     " but lr.rule=adascale reads every step's gradient norms to set the next lr; use "
+                     "train.check_every=1 (or 0)");
+  // r itself is a warmup: near 1 while the gradient dominates the noise, as early in training.
+  if (config.lr.rule == ScalingRule::AdaScale && (config.lr.warmup_epochs > 0 || config.lr.warmup_steps > 0))
+    throw InputError(origin_of(origins, {"lr.rule", "lr.warmup_epochs", "lr.warmup_steps"}) +
+                     ": lr.rule=adascale takes no warmup (its gain stays near 1 while the gradient dominates the "
+                     "noise, as early in training, and grows as the noise takes over); set lr.warmup_epochs=0 and "
+                     "lr.warmup_steps=0");
   if (config.train.on_nonfinite == NonFinitePolicy::Skip && config.train.check_every > 1)
     throw InputError(origin_of(origins, {"train.on_nonfinite", "train.check_every"}) + ": key 'train.check_every' is " +
                      std::to_string(config.train.check_every) +

@@ -8,7 +8,7 @@
 
 namespace ddp {
 
-enum class ScalingRule { None, Linear, Sqrt };
+enum class ScalingRule { None, Linear, Sqrt, AdaScale };
 enum class OptimizerName { Sgd, Lars };
 enum class LrDecay { Constant, Step, Cosine, Exponential, Cyclic };
 enum class Device { Auto, Cpu, Cuda };
@@ -92,8 +92,9 @@ struct MetricsConfig {
   // Measure the gradient noise scale every this many steps (0: never). A measurement
   // costs two reductions over the gradients, about 6% of a batch-64 CPU step; every
   // 4th step keeps the overhead under 2% and still gives hundreds of samples an epoch.
+  // lr.rule=adascale measures every step whatever this says: its gain needs every step's norms.
   int64_t noise_scale_every = 4;
-  double noise_scale_decay = 0.99;  // moving-average decay per measurement
+  double noise_scale_decay = 0.99;  // moving-average decay per measurement (AdaScale: part of its gain)
   // Rank 0 writes a steps.jsonl line (step, lr, loss over all ranks) every this many steps; 0: off.
   int64_t every_steps = 0;
 };

@@ -101,7 +101,7 @@ TEST(Config, OutOfRangeAndBadChoicesAreRefused) {
   EXPECT_NE(error_of("optim: {momentum: 1.5}\n").find("'optim.momentum'"), std::string::npos);
   EXPECT_NE(error_of("optim: {base_lr: -0.1}\n").find("out of range"), std::string::npos);
   const std::string e = error_of("lr: {rule: cubic}\n");
-  EXPECT_NE(e.find("'lr.rule': expected one of none | linear | sqrt, got 'cubic'"), std::string::npos) << e;
+  EXPECT_NE(e.find("'lr.rule': expected one of none | linear | sqrt | adascale, got 'cubic'"), std::string::npos) << e;
   EXPECT_NE(error_of("data: {name: cifar}\n").find("'data.name'"), std::string::npos);
   EXPECT_NE(error_of("lr: {decay: step}\n").find("lr.step_every_epochs"), std::string::npos);
   EXPECT_NE(error_of("device: cpu\ncomm: {backend: nccl}\n").find("comm.backend"), std::string::npos);
@@ -119,6 +119,17 @@ TEST(Config, ReadsTheOptimizer) {
   const std::string zero = error_of("optim: {name: lars, lars_eta: 0}\n");
   EXPECT_NE(zero.find("test.yaml:1: key 'optim.lars_eta' must be > 0 when optim.name is lars"), std::string::npos)
       << zero;
+}
+
+TEST(Config, AdaScaleTakesNoWarmupAndReadsEveryStep) {
+  EXPECT_EQ(load_config("", {"lr.rule=adascale"}).lr.rule, ScalingRule::AdaScale);
+  const std::string warmup = override_error_of({"lr.rule=adascale", "lr.warmup_epochs=1"});
+  EXPECT_TRUE(has(warmup, "override 'lr.rule=adascale' and override 'lr.warmup_epochs=1': lr.rule=adascale takes "
+                          "no warmup"))
+      << warmup;
+  EXPECT_TRUE(has(override_error_of({"lr.rule=adascale", "lr.warmup_steps=5"}), "takes no warmup"));
+  const std::string checks = override_error_of({"lr.rule=adascale", "train.check_every=10"});
+  EXPECT_TRUE(has(checks, "key 'train.check_every' is 10 but lr.rule=adascale reads every step")) << checks;
 }
 
 TEST(Config, SyntaxErrorsAndBadOverridesNameTheirSource) {

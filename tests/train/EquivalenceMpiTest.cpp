@@ -2,16 +2,19 @@
 // N ranks with local batch b for three epochs end with the same parameters as one rank
 // with batch N*b over the same samples in the same order, and as N/2 ranks simulating two
 // virtual ranks each; a run stopped and resumed from its checkpoint ends bitwise where an
-// uninterrupted one does. Runs under mpiexec -n 2 and -n 4.
+// uninterrupted one does; AdaScale gives the same gains with real and virtual ranks and ends
+// on its progress. Runs under mpiexec -n 2 and -n 4.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "comm/MpiCommunicator.h"
 #include "comm/MpiRuntime.h"
 #include "data/Dataset.h"
 #include "data/DistributedSampler.h"
+#include "metrics/RunDirectory.h"
 #include "schedule/LrSchedule.h"
 #include "train/Replica.h"
 #include "train/Trainer.h"
@@ -157,6 +160,7 @@ void expect_bitwise_resume(Config config) {
   EXPECT_EQ(rest.summary["parameters_crc32"], whole.summary["parameters_crc32"]);
   EXPECT_EQ(rest.summary["b_simple"], whole.summary["b_simple"]);
   EXPECT_EQ(rest.summary["final_train_loss"], whole.summary["final_train_loss"]);
+  EXPECT_EQ(rest.summary["progress"], whole.summary["progress"]);
 }
 
 TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) { expect_bitwise_resume(equivalence_config(8)); }
@@ -167,6 +171,92 @@ TEST(Resume, StoppedAndResumedLarsMatchesAnUninterruptedOne) {
   config.optim.name = OptimizerName::Lars;
   config.optim.base_lr = 0.5;  // a LARS step moves a weight matrix by about lr x eta of its norm
   expect_bitwise_resume(config);
+}
+
+Config adascale_config(int64_t b) {
+  Config config = equivalence_config(b);
+  config.lr.rule = ScalingRule::AdaScale;
+  config.lr.warmup_steps = 0;  // its gain is its warmup
+  config.optim.base_lr = 0.05;
+  return config;
+}
+
+// AdaScale's state is the noise estimate (its gain) and the progress tau, both in the checkpoint.
+TEST(Resume, StoppedAndResumedAdaScaleMatchesAnUninterruptedOne) { expect_bitwise_resume(adascale_config(8)); }
+
+// N real ranks vs one process standing for N ranks: the same micro-batch norms, so the same
+// gains, the same progress, the same number of steps and the same parameters.
+TEST(AdaScale, NRanksMatchOneProcessWithNVirtualRanks) {
+  auto world = make_mpi_world_communicator();
+  auto self = make_mpi_self_communicator();
+  const int n = world->size();
+  const Dataset data = synthetic_dataset(200);
+  const Config config = adascale_config(8);
+  Trainer real(config, *world, data, torch::kCPU);
+  const TrainingResult r = real.run();
+
+  Config virtual_config = config;
+  virtual_config.train.virtual_ranks = n;
+  Trainer simulated(virtual_config, *self, data, torch::kCPU);
+  const TrainingResult v = simulated.run();
+
+  ASSERT_EQ(v.summary["global_batch"], r.summary["global_batch"]);
+  ASSERT_EQ(v.summary["steps"], r.summary["steps"]);
+  for (const char* key : {"gain", "mean_gain", "progress", "b_simple"})
+    EXPECT_LT(relative_error(v.summary[key], r.summary[key]), 1e-4) << key << ": " << v.summary[key] << " vs "
+                                                                    << r.summary[key];
+  expect_parameters_near(simulated, real, 1e-5, world->rank());
+}
+
+std::vector<nlohmann::json> read_lines(const std::filesystem::path& file) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+// The run ends at the first step whose progress reaches the base batch's steps for
+// train.epochs, in between the linear rule's steps and the base batch's; every epoch's and
+// every step's line says the gain and the progress.
+TEST(AdaScale, EndsWhenItsProgressReachesTheBaseBatchsSteps) {
+  auto world = make_mpi_world_communicator();
+  const Dataset data = synthetic_dataset(200);
+  Config config = adascale_config(8);
+  config.metrics.every_steps = 1;
+  const std::string dir = world->allgather(world->rank() == 0 ? testing::TempDir() + "ddp-adascale-" +
+                                                                    std::to_string(getpid())
+                                                              : std::string())[0];
+  std::optional<RunDirectory> run_dir;
+  if (world->rank() == 0) run_dir.emplace(RunDirectory::create(dir));
+  Trainer trainer(config, *world, data, torch::kCPU, {run_dir ? &*run_dir : nullptr, nullptr});
+  const TrainingResult result = trainer.run();
+  const nlohmann::json& s = result.summary;
+
+  const double target = 3.0 * (200 / 8), scale = double(world->size());  // 3 epochs of the base batch: 75 steps
+  const int64_t steps = s["steps"];
+  ASSERT_EQ(s["progress_target"].get<double>(), target);
+  EXPECT_GE(s["progress"].get<double>(), target);
+  EXPECT_GT(steps, int64_t(target / scale)) << "fewer steps than the linear rule would need";
+  EXPECT_LT(steps, int64_t(target)) << "the gain grew above 1: fewer steps than the base batch takes";
+  EXPECT_GT(s["mean_gain"].get<double>(), 1.0);
+  EXPECT_LE(s["mean_gain"].get<double>(), scale);
+  if (world->rank() == 0) {
+    const auto epochs = read_lines(std::filesystem::path(dir) / "metrics.jsonl");
+    const auto lines = read_lines(std::filesystem::path(dir) / "steps.jsonl");
+    const int64_t steps_per_epoch = 200 / (8 * world->size());
+    EXPECT_EQ(int64_t(epochs.size()), (steps + steps_per_epoch - 1) / steps_per_epoch) << "the last one partial";
+    EXPECT_EQ(epochs.back()["progress"], s["progress"]);
+    EXPECT_EQ(epochs.back()["step"], steps);
+    ASSERT_EQ(int64_t(lines.size()), steps);
+    double progress = 0;
+    for (const auto& line : lines) {
+      progress += line["gain"].get<double>();
+      EXPECT_DOUBLE_EQ(line["progress"].get<double>(), progress) << "step " << line["step"];
+      EXPECT_NEAR(line["lr"].get<double>(), line["gain"].get<double>() * config.optim.base_lr, 1e-12);
+    }
+    EXPECT_LT(progress - lines.back()["gain"].get<double>(), target) << "it did not go on past its target";
+    std::filesystem::remove_all(dir);
+  }
 }
 
 // Deferred checks (train.check_every > 1), at the Replica: unchecked steps train exactly
