@@ -151,6 +151,8 @@ const std::vector<std::pair<std::string, Device>> kDevices = {
     {"auto", Device::Auto}, {"cpu", Device::Cpu}, {"cuda", Device::Cuda}};
 const std::vector<std::pair<std::string, Backend>> kBackends = {
     {"auto", Backend::Auto}, {"mpi", Backend::Mpi}, {"nccl", Backend::Nccl}};
+const std::vector<std::pair<std::string, BatchNorm>> kBatchNorms = {
+    {"none", BatchNorm::None}, {"local", BatchNorm::Local}, {"sync", BatchNorm::Sync}};
 
 constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
 
@@ -162,6 +164,9 @@ const std::vector<Field>& schema() {
            [](Config& c) -> std::string& { return c.data.dir; }),
       boolean("data.normalize", "standardise pixels with the dataset's mean and std",
               [](Config& c) -> bool& { return c.data.normalize; }),
+      choice<BatchNorm>("model.batch_norm",
+                        "BatchNorm1d after the first layer, normalising by each rank's batch or the global batch",
+                        [](Config& c) -> BatchNorm& { return c.model.batch_norm; }, kBatchNorms),
       number<int64_t>("train.epochs", "epochs to train", [](Config& c) -> int64_t& { return c.train.epochs; }, 1,
                       100000),
       number<int64_t>("train.local_batch", "samples per rank per step",
@@ -482,6 +487,13 @@ void validate(Config& config, const Origins& origins) {
                      std::to_string(config.train.check_every) +
                      " but lr.rule=adascale reads every step's gradient norms to set the next lr; use "
                      "train.check_every=1 (or 0)");
+  // With sync BN a rank's gradient is its share of the global batch's, not a small batch's own:
+  // the noise, and so the gain, cannot be measured (see Trainer).
+  if (config.lr.rule == ScalingRule::AdaScale && config.model.batch_norm == BatchNorm::Sync)
+    throw InputError(origin_of(origins, {"lr.rule", "model.batch_norm"}) +
+                     ": lr.rule=adascale measures its gain from each rank's own gradient, which "
+                     "model.batch_norm=sync does not have (a rank's gradient is its share of the global batch's); "
+                     "use model.batch_norm=local or none");
   // r itself is a warmup: near 1 while the gradient dominates the noise, as early in training.
   if (config.lr.rule == ScalingRule::AdaScale && (config.lr.warmup_epochs > 0 || config.lr.warmup_steps > 0))
     throw InputError(origin_of(origins, {"lr.rule", "lr.warmup_epochs", "lr.warmup_steps"}) +
@@ -492,6 +504,13 @@ void validate(Config& config, const Origins& origins) {
     throw InputError(origin_of(origins, {"train.on_nonfinite", "train.check_every"}) + ": key 'train.check_every' is " +
                      std::to_string(config.train.check_every) +
                      " but train.on_nonfinite=skip decides on every step's update; use train.check_every=1 (or 0)");
+  // A batch of one normalises to exactly 0 (PyTorch refuses it in training); a sync batch is
+  // the global one, which set-up checks once it knows the world size (check_run_shape).
+  if (config.model.batch_norm == BatchNorm::Local && config.train.local_batch < 2)
+    throw InputError(origin_of(origins, {"model.batch_norm", "train.local_batch"}) +
+                     ": key 'train.local_batch' is 1 but model.batch_norm=local normalises each rank's batch by its "
+                     "own statistics, which needs at least 2 samples; use train.local_batch >= 2 or "
+                     "model.batch_norm=sync");
   // Warmup ramps up to the scaled lr over lr.warmup_epochs: longer than the run, the scaled lr is
   // never reached. (lr.warmup_steps > 0 replaces this key, which is then unused.)
   if (config.lr.warmup_steps == 0 && config.lr.warmup_epochs > double(config.train.epochs))
@@ -639,6 +658,7 @@ std::string describe_config_keys() {
 std::string to_string(ScalingRule rule) { return name_of(kRules, rule); }
 std::string to_string(OptimizerName name) { return name_of(kOptimizers, name); }
 std::string to_string(LrDecay decay) { return name_of(kDecays, decay); }
+std::string to_string(BatchNorm batch_norm) { return name_of(kBatchNorms, batch_norm); }
 
 bool uses_min_lr(LrDecay decay) { return decay == LrDecay::Cosine || decay == LrDecay::Cyclic; }
 

@@ -16,6 +16,7 @@ enum class Backend { Auto, Mpi, Nccl };
 enum class Remainder { Drop, Pad };
 enum class NonFinitePolicy { Stop, Skip };
 enum class ResumePolicy { Never, Auto };
+enum class BatchNorm { None, Local, Sync };
 
 struct DataConfig {
   std::string name = "mnist";  // mnist | fashion-mnist
@@ -23,6 +24,13 @@ struct DataConfig {
   // Off by default: the article (and the reference runs) feed pixels in [0, 1] as
   // torchvision ToTensor() does; on, (x - mean) / std with published statistics.
   bool normalize = false;
+};
+
+struct ModelConfig {
+  // BatchNorm1d after the first Linear. local: each (virtual) rank normalises by its own
+  // batch, as Goyal et al. (the per-worker BN batch is part of the loss); sync: by the
+  // statistics of the whole global batch, as PyTorch's SyncBatchNorm.
+  BatchNorm batch_norm = BatchNorm::None;
 };
 
 struct TrainConfig {
@@ -106,6 +114,7 @@ struct OutputConfig {
 
 struct Config {
   DataConfig data;
+  ModelConfig model;
   TrainConfig train;
   OptimConfig optim;
   LrConfig lr;
@@ -139,6 +148,7 @@ std::string describe_config_keys();
 std::string to_string(ScalingRule rule);
 std::string to_string(OptimizerName name);
 std::string to_string(LrDecay decay);
+std::string to_string(BatchNorm batch_norm);
 
 // The decays whose lr goes down to lr.min_lr (cosine, cyclic): it must not exceed the scaled peak.
 bool uses_min_lr(LrDecay decay);

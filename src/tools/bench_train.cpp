@@ -5,6 +5,8 @@
 // time spent in the gradient all-reduce. On a GPU (device=cuda) the data lives on the
 // device, each rank's step all-reduces over NCCL, and epochs are timed between device
 // synchronisations; --synthetic times an MNIST-sized epoch without the files.
+// --batch-norm also times the step with each model.batch_norm (none, local, sync), in the
+// same rounds, and prints them side by side.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -12,8 +14,10 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <vector>
 
 #include "comm/Backend.h"
 #include "comm/MpiRuntime.h"
@@ -111,8 +115,11 @@ ddp::Dataset synthetic_dataset(int64_t samples) {
           {torch::rand({1000, 784}), torch::randint(10, {1000}, torch::kInt64)}};
 }
 
+const std::vector<ddp::BatchNorm> kBatchNorms = {ddp::BatchNorm::None, ddp::BatchNorm::Local, ddp::BatchNorm::Sync};
+
 // Everything one benchmark run holds: the data on the device, a plain model with its
-// optimizer, and the data-parallel replica, each fed the same batch size.
+// optimizer, and the data-parallel replica, each fed the same batch size; with
+// --batch-norm, one more replica per model.batch_norm (in kBatchNorms' order).
 struct Bench {
   const ddp::Config& config;
   torch::Device device;
@@ -123,8 +130,9 @@ struct Bench {
   ddp::SimpleNN plain_model;
   torch::optim::SGD plain_optimizer;
   ddp::Replica replica;
+  std::vector<std::unique_ptr<ddp::Replica>> bn_replicas;
 
-  Bench(const ddp::Config& c, torch::Device d, ddp::Communicator& cm, const ddp::Dataset& loaded)
+  Bench(const ddp::Config& c, torch::Device d, ddp::Communicator& cm, const ddp::Dataset& loaded, bool batch_norm)
       : config(c),
         device(d),
         comm(cm),
@@ -140,11 +148,18 @@ struct Bench {
         plain_optimizer(plain_model->parameters(), torch::optim::SGDOptions(c.optim.base_lr)),
         replica(c, cm, d) {
     plain_model->to(device);
+    for (const ddp::BatchNorm mode : kBatchNorms) {
+      if (!batch_norm) break;
+      ddp::Config with_mode = c;
+      with_mode.model.batch_norm = mode;
+      bn_replicas.push_back(std::make_unique<ddp::Replica>(with_mode, cm, d));
+    }
   }
 
   // One epoch of Replica steps; `measure_noise` adds the noise-scale measurement every
   // metrics.noise_scale_every steps, as the trainer does.
-  double ddp_epoch(int64_t epoch, bool measure_noise) {
+  double ddp_epoch(int64_t epoch, bool measure_noise) { return ddp_epoch(replica, epoch, measure_noise); }
+  double ddp_epoch(ddp::Replica& stepper, int64_t epoch, bool measure_noise) {
     const torch::Tensor order = sampler.indices(epoch).to(device);
     ddp::NoiseSample sample;
     wait_for_device(device);
@@ -154,7 +169,7 @@ struct Bench {
       options.lr = config.optim.base_lr;
       options.noise = measure_noise && s % noise_every == 0 ? &sample : nullptr;
       options.check = (s + 1) % check_every == 0 || s + 1 == steps;
-      replica.step(dataset.train.rows(order.narrow(0, s * batch, batch)), options);
+      stepper.step(dataset.train.rows(order.narrow(0, s * batch, batch)), options);
     }
     wait_for_device(device);
     return since(start);
@@ -182,9 +197,11 @@ struct Bench {
   // This rank's figures over `rounds` interleaved epochs of each kind.
   struct Rates {
     double plain, ddp, comm_share, noise, plain_seconds, ddp_seconds;
+    std::vector<double> bn;  // samples/s per model.batch_norm, in kBatchNorms' order
   };
   Rates measure(int rounds) {
     double plain_seconds = 0, ddp_seconds = 0, noise_seconds = 0;
+    std::vector<double> bn_seconds(bn_replicas.size());
     plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps / 10, 0);  // warm caches and allocator
     ddp::StepTimes times;
     for (int round = 0; round < rounds; ++round) {
@@ -197,11 +214,17 @@ struct Bench {
       times.compute_seconds += replica.times().compute_seconds;
       comm.barrier();
       noise_seconds += ddp_epoch(round, true);
+      for (size_t k = 0; k < bn_replicas.size(); ++k) {
+        comm.barrier();
+        bn_seconds[k] += ddp_epoch(*bn_replicas[k], round, false);
+      }
     }
     const double samples = double(rounds * steps * batch);
     const double timed = times.comm_seconds + times.compute_seconds;  // 0 on a GPU: not timed there
-    return {samples / plain_seconds, samples / ddp_seconds, timed > 0 ? times.comm_seconds / timed : 0.0,
-            samples / noise_seconds, plain_seconds, ddp_seconds};
+    Rates rates{samples / plain_seconds, samples / ddp_seconds, timed > 0 ? times.comm_seconds / timed : 0.0,
+                samples / noise_seconds, plain_seconds, ddp_seconds, {}};
+    for (const double seconds : bn_seconds) rates.bn.push_back(samples / seconds);
+    return rates;
   }
 
   // Rank 0 prints a row per rank, the total, and one RESULT line for scripts.
@@ -237,6 +260,34 @@ struct Bench {
                comm.size(), device.str(), ddp_total, plain_total / comm.size(), ddp_total / plain_total, comm_share,
                ddp_total / noise_total - 1, 1e3 * mine.ddp_seconds / rounds, 1e3 * mine.plain_seconds / rounds);
   }
+
+  // The model.batch_norm table (--batch-norm): samples/s per rank and in total for none, local
+  // and sync (without the noise measurement), and each against none. Collective, as print.
+  void print_batch_norm(const Rates& mine) {
+    torch::Tensor total = torch::tensor(mine.bn, torch::kFloat64).to(comm.device());
+    comm.allreduce(total, ddp::ReduceOp::Sum);
+    total = total.cpu();
+    const auto all = comm.allgather(fmt::format("{:.0f} {:.0f} {:.0f}", mine.bn[0], mine.bn[1], mine.bn[2]));
+    if (comm.rank() != 0) return;
+    fmt::print("# model.batch_norm: the data-parallel step (no noise measurement) with no BN, local BN (each rank's "
+               "batch) and sync BN (the global batch: two more all-reduces of 257 and 256 doubles a step)\n");
+    fmt::print("{:>5} {:>12} {:>12} {:>12} {:>11} {:>11}\n", "rank", "none_sps", "local_sps", "sync_sps", "local/none",
+               "sync/none");
+    auto row = [](const std::string& who, double none, double local, double sync) {
+      fmt::print("{:>5} {:>12.0f} {:>12.0f} {:>12.0f} {:>11.3f} {:>11.3f}\n", who, none, local, sync, local / none,
+                 sync / none);
+    };
+    for (int r = 0; r < comm.size(); ++r) {
+      double none = 0, local = 0, sync = 0;
+      std::sscanf(all[r].c_str(), "%lf %lf %lf", &none, &local, &sync);
+      row(std::to_string(r), none, local, sync);
+    }
+    const double none = total[0].item<double>(), local = total[1].item<double>(), sync = total[2].item<double>();
+    row("total", none, local, sync);
+    fmt::print("RESULT_BN ranks={} device={} none_sps={:.0f} local_sps={:.0f} sync_sps={:.0f} local_vs_none={:.3f} "
+               "sync_vs_none={:.3f}\n",
+               comm.size(), device.str(), none, local, sync, local / none, sync / none);
+  }
 };
 
 }  // namespace
@@ -248,11 +299,14 @@ int main(int argc, char** argv) {
   int rounds = 3;
   int64_t synthetic = 0;
   bool count_ops = false;
+  bool batch_norm = false;
   app.add_option("--config", config_path, "YAML config (data, batch, threads, device)");
   app.add_option("--synthetic", synthetic, "random MNIST-shaped training samples instead of data.dir (60000: MNIST)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   app.add_flag("--count-ops", count_ops,
                "also count the kernel-launching ATen operators of one plain and one data-parallel step");
+  app.add_flag("--batch-norm", batch_norm,
+               "also time the step with model.batch_norm none, local and sync, side by side");
   app.add_option("--rounds", rounds, "alternating plain/ddp epochs per kind");
   app.add_option("overrides", overrides, "section.key=value overrides");
   CLI11_PARSE(app, argc, argv);
@@ -268,9 +322,12 @@ int main(int argc, char** argv) {
     auto comm = ddp::make_communicator(config.comm.backend, device, config.comm.timeout_s);
     Bench bench(config, device, *comm,
                 synthetic > 0 ? synthetic_dataset(synthetic)
-                              : ddp::load_dataset(config.data.name, config.data.dir, config.data.normalize));
+                              : ddp::load_dataset(config.data.name, config.data.dir, config.data.normalize),
+                batch_norm);
     if (count_ops) bench.print_op_counts();
-    bench.print(bench.measure(rounds), rounds);
+    const Bench::Rates rates = bench.measure(rounds);
+    bench.print(rates, rounds);
+    if (batch_norm) bench.print_batch_norm(rates);
   } catch (const std::exception& e) {
     fmt::print(stderr, "ddp-bench-train: error: {}\n", ddp::message_of(e));
     return ddp::exit_code_of(e);

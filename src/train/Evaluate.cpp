@@ -2,8 +2,25 @@
 
 namespace ddp {
 
+namespace {
+
+// Eval mode for the guard's lifetime: a BN normalises by its running statistics, not by the
+// batch's (and does not move them).
+class EvalMode {
+ public:
+  explicit EvalMode(SimpleNN& model) : model_(model), was_training_(model->is_training()) { model_->eval(); }
+  ~EvalMode() { model_->train(was_training_); }
+
+ private:
+  SimpleNN& model_;
+  bool was_training_;
+};
+
+}  // namespace
+
 Evaluation evaluate(SimpleNN& model, const Split& split, Communicator& comm) {
   torch::NoGradGuard no_grad;
+  EvalMode eval_mode(model);
   const int64_t n = split.size();
   const int64_t begin = n * comm.rank() / comm.size();
   const int64_t end = n * (comm.rank() + 1) / comm.size();

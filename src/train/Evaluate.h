@@ -15,7 +15,8 @@ struct Evaluation {
 
 // Each rank scores a contiguous slice of `split` (no padding, so no sample counts
 // twice); sums of loss and correct answers are all-reduced, so every rank returns the
-// result over the full split.
+// result over the full split. The model runs in eval mode (a BN uses its running
+// statistics, which must agree on every rank: Replica::sync_buffers).
 Evaluation evaluate(SimpleNN& model, const Split& split, Communicator& comm);
 
 }  // namespace ddp

@@ -10,9 +10,11 @@
 namespace ddp {
 namespace {
 
-SimpleNN build_model(const Config& config, torch::Device device) {
-  SimpleNN model = make_simple_nn(uint64_t(config.train.seed));
+SimpleNN build_model(const Config& config, Communicator& comm, torch::Device device) {
+  SimpleNN model = make_simple_nn(uint64_t(config.train.seed), config.model.batch_norm);
   model->to(device);
+  if (config.model.batch_norm == BatchNorm::Sync)
+    model->set_replica_sum([&comm](torch::Tensor& t) { comm.allreduce(t, ReduceOp::Sum); });
   return model;
 }
 
@@ -29,30 +31,68 @@ constexpr int64_t kExtraSlots = 4;
 
 torch::Device device_of(const SimpleNN& model) { return model->parameters().front().device(); }
 
+// Copies `from` into `copies`, allocated on first use and reused after.
+void copy_into(std::vector<torch::Tensor>& copies, const std::vector<torch::Tensor>& from) {
+  torch::NoGradGuard no_grad;
+  if (copies.size() != from.size()) {
+    copies.clear();
+    for (const auto& t : from) copies.push_back(torch::empty_like(t));
+  }
+  for (size_t k = 0; k < from.size(); ++k) copies[k].copy_(from[k]);
+}
+
+void copy_back(const std::vector<torch::Tensor>& copies, const std::vector<torch::Tensor>& to) {
+  torch::NoGradGuard no_grad;
+  for (size_t k = 0; k < to.size(); ++k) to[k].copy_(copies[k]);
+}
+
 using Clock = std::chrono::steady_clock;
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// The checkpoint's tensors (`kind`: parameter or buffer) into the model's, in registration order.
+void copy_state(const std::vector<torch::Tensor>& source, const std::vector<torch::Tensor>& target,
+                const std::string& kind) {
+  if (source.size() != target.size()) throw std::runtime_error("checkpoint model has a different " + kind + " count");
+  for (size_t k = 0; k < target.size(); ++k) {
+    if (!source[k].sizes().equals(target[k].sizes()))
+      throw std::runtime_error("checkpoint model " + kind + " " + std::to_string(k) + " has another shape");
+    target[k].copy_(source[k]);
+  }
+}
+
 }  // namespace
 
 Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
-    : model_(build_model(config, device)),
+    : comm_(comm),
+      model_(build_model(config, comm, device)),
       micro_batches_(int(config.train.virtual_ranks)),
+      // Sync batch norm over virtual ranks: the v micro-batches normalise by the statistics of
+      // all of them (and of the other processes'), so their forward passes cannot run one after
+      // the other. One pass over the whole batch is the same computation: the same global
+      // statistics, and a loss that is the mean over v*b samples, the mean of the micro-batch
+      // means that v accumulated backward passes would give; the backward sums are over all of
+      // them, as v real ranks' all-reduce makes them (see model/SyncBatchNorm.cpp).
+      one_pass_(micro_batches_ == 1 || config.model.batch_norm == BatchNorm::Sync),
       optimizer_(model_->parameters(), sgd_options(config)),
       lars_(make_lars(config, model_->parameters())),
       sync_(comm, model_->parameters(), size_t(config.comm.bucket_mb * 1024 * 1024), kExtraSlots),
       // Host timestamps only measure work on the CPU; on a GPU they would time kernel launches.
       time_steps_(device.is_cpu()) {
   sync_.broadcast_parameters(0);
+  broadcast_buffers();
 }
 
 StepResult Replica::step(const Split& batch, const StepOptions& options) {
   const auto start = time_steps_ ? Clock::now() : Clock::time_point{};
   GradientBuckets& buckets = sync_.buckets();
   sync_.zero_grad();
-  const torch::Tensor loss = micro_batches_ == 1 ? backward(batch, options.noise != nullptr)
-                                                 : backward_micro_batches(batch, options.noise != nullptr);
+  // A step that is refused must not move the running statistics either (a NaN batch would
+  // poison them); an unchecked step is undone, if need be, by the rollback.
+  if (options.check) copy_into(step_start_buffers_, model_->buffers());
+  const torch::Tensor loss = one_pass_ ? backward(batch, options.noise != nullptr)
+                                       : backward_micro_batches(batch, options.noise != nullptr);
   torch::Tensor extras = buckets.extras();
   torch::Tensor health = extras[kHealthSlot];  // written in place: no temporary and copy
   at::add_out(health, loss, buckets.sum());
@@ -71,6 +111,7 @@ StepResult Replica::step(const Split& batch, const StepOptions& options) {
   }
   if (options.check) read_flags(result);
   else remember_unchecked_health();
+  if (result.nonfinite) copy_back(step_start_buffers_, model_->buffers());
   if (!result.nonfinite) {
     for (auto& group : optimizer_.param_groups())
       static_cast<torch::optim::SGDOptions&>(group.options()).lr(options.lr);
@@ -107,9 +148,13 @@ torch::Tensor Replica::backward_micro_batches(const Split& batch, bool measure_n
     small_sum = torch::zeros({}, batch.images.options());
   }
   for (int j = 0; j < micro_batches_; ++j) {
-    torch::Tensor part = torch::nn::functional::cross_entropy(model_->forward(batch.images.narrow(0, j * micro, micro)),
-                                                              batch.labels.narrow(0, j * micro, micro)) /
-                         double(micro_batches_);
+    // Local batch norm: each micro-batch normalises by itself, as its virtual rank would, and
+    // only virtual rank 0's moves the running statistics: rank 0's are the ones that count
+    // (broadcast_buffers), and no real rank updates them more than once a step.
+    const torch::Tensor logits =
+        model_->forward(batch.images.narrow(0, j * micro, micro), /*update_running_stats=*/j == 0);
+    torch::Tensor part =
+        torch::nn::functional::cross_entropy(logits, batch.labels.narrow(0, j * micro, micro)) / double(micro_batches_);
     part.backward();
     loss += part.detach();
     for (size_t b = 0; b < before.size(); ++b) {
@@ -148,12 +193,8 @@ void Replica::read_flags(StepResult& result) {
 
 void Replica::save_rollback_point() {
   torch::NoGradGuard no_grad;
-  const auto parameters = model_->parameters();
-  if (rollback_parameters_.size() != parameters.size()) {
-    rollback_parameters_.clear();
-    for (const auto& p : parameters) rollback_parameters_.push_back(torch::empty_like(p));
-  }
-  for (size_t k = 0; k < parameters.size(); ++k) rollback_parameters_[k].copy_(parameters[k]);
+  copy_into(rollback_parameters_, model_->parameters());
+  copy_into(rollback_buffers_, model_->buffers());
   // Buffers exist only once a step with momentum was taken; the copies are reused.
   std::map<StateKey, torch::Tensor> momentum;
   for (auto& [key, state] : optimizer_.state()) {
@@ -169,8 +210,8 @@ void Replica::save_rollback_point() {
 void Replica::rollback() {
   if (rollback_parameters_.empty()) throw std::logic_error("Replica::rollback without a rollback point");
   torch::NoGradGuard no_grad;
-  auto parameters = model_->parameters();
-  for (size_t k = 0; k < parameters.size(); ++k) parameters[k].copy_(rollback_parameters_[k]);
+  copy_back(rollback_parameters_, model_->parameters());
+  copy_back(rollback_buffers_, model_->buffers());
   auto& states = optimizer_.state();
   for (auto it = states.begin(); it != states.end();) {
     const auto copy = rollback_momentum_.find(it->first);
@@ -200,27 +241,32 @@ void Replica::load_state(const std::map<std::string, std::string>& blobs) {
   torch::serialize::InputArchive model_archive, optimizer_archive;
   std::istringstream model_bytes(blobs.at("model")), optimizer_bytes(blobs.at("optimizer"));
   model_archive.load_from(model_bytes, torch::kCPU);
-  SimpleNN loaded;
+  SimpleNN loaded(model_->batch_norm());
   loaded->load(model_archive);
-  const auto source = loaded->parameters();
-  auto target = model_->parameters();
-  if (source.size() != target.size()) throw std::runtime_error("checkpoint model has a different parameter count");
-  for (size_t k = 0; k < target.size(); ++k) {
-    if (!source[k].sizes().equals(target[k].sizes()))
-      throw std::runtime_error("checkpoint model parameter " + std::to_string(k) + " has another shape");
-    target[k].copy_(source[k]);
-  }
+  copy_state(loaded->parameters(), model_->parameters(), "parameter");
+  copy_state(loaded->buffers(), model_->buffers(), "buffer");
   optimizer_archive.load_from(optimizer_bytes, device_of(model_));
   optimizer_.load(optimizer_archive);
 }
 
 std::string Replica::parameters_crc32() const {
   uint32_t crc = 0;
-  for (const auto& p : model_->parameters()) {
-    const torch::Tensor host = p.detach().cpu().contiguous();
-    crc = crc32_of(host.data_ptr(), size_t(host.numel() * host.element_size()), crc);
+  for (const auto& tensors : {model_->parameters(), model_->buffers()}) {
+    for (const auto& t : tensors) {
+      const torch::Tensor host = t.detach().cpu().contiguous();
+      crc = crc32_of(host.data_ptr(), size_t(host.numel() * host.element_size()), crc);
+    }
   }
   return fmt::format("{:08x}", crc);
+}
+
+void Replica::sync_buffers() {
+  if (model_->batch_norm() == BatchNorm::Local) broadcast_buffers();
+}
+
+void Replica::broadcast_buffers() {
+  torch::NoGradGuard no_grad;
+  for (auto& buffer : model_->buffers()) comm_.broadcast(buffer, 0);
 }
 
 }  // namespace ddp

@@ -52,15 +52,19 @@ struct StepResult {
 
 class Replica {
  public:
-  // Builds SimpleNN from `config.train.seed` on `device`, then broadcasts rank 0's
-  // parameters so every replica starts identical whatever the seed did.
+  // Builds SimpleNN from `config.train.seed` (and model.batch_norm) on `device`, then
+  // broadcasts rank 0's parameters and buffers so every replica starts identical whatever
+  // the seed did.
   Replica(const Config& config, Communicator& comm, torch::Device device);
 
   // Forward and backward on this rank's batch, the gradient average across ranks, and
   // one SGD step at `options.lr` (optim.name=lars: on the LARS-rescaled gradient). With train.virtual_ranks = v > 1 the batch holds v
   // virtual ranks' equal micro-batches, each back-propagated in turn with its loss scaled
   // by 1/v, so the accumulated gradient is their mean, as v real ranks' all-reduce would
-  // make it. With `options.noise` set, also measures the gradient noise (the raw
+  // make it (batch_norm=sync: one pass over the whole batch instead, see Replica.cpp;
+  // its noise measurement is then the process's gradient, and with sync BN any rank's
+  // gradient is a share of the global one, not a small batch's: the Trainer skips it).
+  // With `options.noise` set, also measures the gradient noise (the raw
   // data-loss gradient, before weight decay and momentum). Health and stop flags ride in
   // the same all-reduce, so every rank learns of a NaN or a stop request on any rank at no
   // cost, and no rank applies an update that another refuses; so does the loss, when
@@ -72,17 +76,26 @@ class Replica {
   // returns to its last rollback point.
   StepResult step(const Split& batch, const StepOptions& options);
 
-  // A copy, on the device, of the parameters and momentum buffers, and the return to it:
+  // A copy, on the device, of the parameters, BN buffers and momentum buffers, and the return to it:
   // the last good state when a deferred check finds that an unchecked step went bad.
   // Both belong right after a checked step, when no unchecked health value is pending.
   void save_rollback_point();
   void rollback();
 
-  // Model parameters and optimizer state (momentum buffers) as bytes, and back.
+  // Model parameters and buffers (BN running statistics) and optimizer state (momentum
+  // buffers) as bytes, and back.
   std::map<std::string, std::string> save_state() const;
   void load_state(const std::map<std::string, std::string>& blobs);
-  // CRC-32 of all parameter bytes: equal only if the parameters are bitwise equal.
+  // CRC-32 of all parameter and buffer bytes: equal only if the model states are bitwise equal.
   std::string parameters_crc32() const;
+
+  // Collective. batch_norm=local: every rank's running statistics become rank 0's, as PyTorch
+  // DDP's broadcast_buffers. Each rank moves its own by its own batches; training never reads
+  // them, so they need to agree only before they are read or saved: call this before
+  // evaluating and before a checkpoint. (DDP broadcasts before every forward instead; as no
+  // training forward reads them, the result is the same.) Other modes: nothing to do, sync's
+  // statistics are the global batch's on every rank.
+  void sync_buffers();
 
   SimpleNN& model() { return model_; }
   const SimpleNN& model() const { return model_; }
@@ -97,9 +110,12 @@ class Replica {
   // Unchecked: keep a NaN/Inf of this step for the next check. Checked: read the agreed flags.
   void remember_unchecked_health();
   void read_flags(StepResult& result);
+  void broadcast_buffers();
 
+  Communicator& comm_;
   SimpleNN model_;
   int micro_batches_;  // train.virtual_ranks
+  bool one_pass_;      // the whole batch in one forward and backward (no micro-batches, or sync batch norm)
   torch::optim::SGD optimizer_;
   std::optional<LarsScaling> lars_;  // optim.name=lars: rescales the averaged gradient before SGD's step
   GradientSynchronizer sync_;
@@ -107,7 +123,8 @@ class Replica {
   bool time_steps_;
   // The sum of unchecked steps' health values: NaN/Inf once any of them was.
   torch::Tensor unchecked_health_;
-  std::vector<torch::Tensor> rollback_parameters_;
+  std::vector<torch::Tensor> rollback_parameters_, rollback_buffers_;
+  std::vector<torch::Tensor> step_start_buffers_;  // restored when a checked step is refused
   // By the optimizer's state key (a string in LibTorch 1.x, a pointer in 2.x); absent: no buffer yet.
   using StateKey = std::decay_t<decltype(std::declval<torch::optim::SGD&>().state())>::key_type;
   std::map<StateKey, torch::Tensor> rollback_momentum_;

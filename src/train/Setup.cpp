@@ -91,6 +91,11 @@ void check_run_shape(const Config& config, int world_size, int64_t train_samples
                                  "the peak",
                                  config.lr.min_lr, schedule.peak(), config.optim.base_lr, to_string(config.lr.rule),
                                  sampler.global_batch(), to_string(config.lr.decay)));
+  // Sync batch norm normalises the global batch: one sample normalises to 0. (Local BN's batch,
+  // local_batch, is checked with the config.)
+  if (config.model.batch_norm == BatchNorm::Sync && sampler.global_batch() < 2)
+    throw InputError("model.batch_norm: sync normalises each step's global batch by its statistics, which needs at "
+                     "least 2 samples; the global batch is 1 (train.local_batch=1 on 1 rank): use a larger batch");
 }
 
 // What rank 0 found to resume from, read but not yet acted on.
@@ -144,7 +149,9 @@ Fingerprint fingerprint_of(const PreparedRun& run) {
   fingerprint.emplace_back("training device type", run.device.is_cuda() ? "cuda" : "cpu");
   fingerprint.emplace_back("training set size", std::to_string(run.dataset.train.size()));
   fingerprint.emplace_back("test set size", std::to_string(run.dataset.test.size()));
-  fingerprint.emplace_back("model parameter count", std::to_string(parameter_count(*SimpleNN())));
+  const SimpleNN model(run.config.model.batch_norm);
+  fingerprint.emplace_back("model parameter count", std::to_string(parameter_count(*model)));
+  fingerprint.emplace_back("model buffer count", std::to_string(model->buffers().size()));
   return fingerprint;
 }
 

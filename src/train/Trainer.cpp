@@ -62,8 +62,11 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Dataset& datase
       check_every_(resolve_check_every(config, device)),
       hosts_(comm.allgather(host_name())) {
   // The small batch is one (virtual) rank's micro-batch, the big one the global batch;
-  // with a single rank and no virtual ranks they coincide and nothing can be estimated.
-  if (noise_every_ > 0 && sampler_.global_batch() > config.train.local_batch)
+  // with a single rank and no virtual ranks they coincide and nothing can be estimated. With
+  // sync BN a rank's gradient is its share of the global one (its estimate of |G|^2 goes
+  // negative), not a small batch's own gradient: not measured (and AdaScale refused).
+  if (noise_every_ > 0 && sampler_.global_batch() > config.train.local_batch &&
+      config.model.batch_norm != BatchNorm::Sync)
     noise_scale_.emplace(double(config.train.local_batch), double(sampler_.global_batch()),
                          config.metrics.noise_scale_decay);
   announce();
@@ -71,8 +74,11 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Dataset& datase
 
 void Trainer::announce() {
   if (config_.metrics.noise_scale_every > 0 && !noise_scale_)
-    progress_.message("gradient noise scale: not measured with one rank and no virtual ranks "
-                      "(set train.virtual_ranks=2 to measure it on one process)");
+    progress_.message(config_.model.batch_norm == BatchNorm::Sync
+                          ? "gradient noise scale: not measured with model.batch_norm=sync (a rank's gradient is "
+                            "its share of the global batch's, not the gradient of a small batch of its own)"
+                          : "gradient noise scale: not measured with one rank and no virtual ranks "
+                            "(set train.virtual_ranks=2 to measure it on one process)");
   const int virtual_ranks = sampler_.virtual_ranks();
   const std::string virtual_text = virtual_ranks > 1 ? fmt::format(" x {} virtual", virtual_ranks) : "";
   const std::string lars_text =
@@ -225,6 +231,7 @@ void Trainer::end_epoch(EpochProgress& e) {
   // besides the flag reads.
   const double train_loss = mean_over_ranks(e.loss_sum / double(std::max<int64_t>(e.counted, 1)), comm_);
   flush_measurements();
+  replica_.sync_buffers();  // every rank evaluates with rank 0's BN statistics
   const Evaluation eval = evaluate(replica_.model(), test_, comm_);
   const double throughput = double((e.s - e.first_step) * sampler_.global_batch()) / seconds;
   pos_.final_test_accuracy = eval.accuracy;
@@ -361,6 +368,7 @@ TrainingPosition Trainer::position_in(const EpochProgress& e, int64_t step_in_ep
 void Trainer::save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum) {
   flush_measurements();  // a resume from this checkpoint keeps the lines up to its step
   at.epoch_loss_sum = mean_over_ranks(loss_sum, comm_);
+  replica_.sync_buffers();
   if (!out_.checkpoints) return;
   if (noise_scale_) at.noise = noise_scale_->state();
   const RunIdentity identity{kVersion,
@@ -413,6 +421,7 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"global_batch", sampler_.global_batch()},
                             {"lr_rule", to_string(config_.lr.rule)},
                             {"optimizer", to_string(config_.optim.name)},
+                            {"batch_norm", to_string(config_.model.batch_norm)},
                             {"base_lr", config_.optim.base_lr},
                             {"base_batch", config_.lr.base_batch},
                             {"peak_lr", schedule_.peak()},

@@ -38,6 +38,10 @@ expect 2 "^ddp-train: error: override 'train.on_nonfinite=skip' and override 'tr
 expect 2 "unknown key 'a.b.c'; the top level has the sections" -- "$DDP_TRAIN" a.b.c=1
 expect 2 "lr.rule=adascale takes no warmup" -- "$DDP_TRAIN" --config "$cfg" lr.rule=adascale lr.warmup_epochs=1
 expect 2 "adascale measures its gain .* set train.virtual_ranks=2" -- "$DDP_TRAIN" --config "$cfg" lr.rule=adascale lr.base_batch=4
+# Batch norm over a single sample normalises it to 0: local needs 2 per rank, sync 2 in the global batch.
+expect 2 "'model.batch_norm': expected one of none \| local \| sync, got 'global'" -- "$DDP_TRAIN" --config "$cfg" model.batch_norm=global
+expect 2 "key 'train.local_batch' is 1 but model.batch_norm=local" -- "$DDP_TRAIN" --config "$cfg" model.batch_norm=local train.local_batch=1
+expect 2 "model.batch_norm: sync normalises .* the global batch is 1" -- "$DDP_TRAIN" --config "$cfg" model.batch_norm=sync train.local_batch=1
 
 mkdir -p "$work/bad" && cp "$work/data"/* "$work/bad/"
 printf '\x00\x00\x08\x01\x00\x00\x00\x40' | cat - <(head -c 64 /dev/zero) >"$work/bad/train-images-idx3-ubyte"

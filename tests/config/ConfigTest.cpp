@@ -130,6 +130,29 @@ TEST(Config, AdaScaleTakesNoWarmupAndReadsEveryStep) {
   EXPECT_TRUE(has(override_error_of({"lr.rule=adascale", "lr.warmup_steps=5"}), "takes no warmup"));
   const std::string checks = override_error_of({"lr.rule=adascale", "train.check_every=10"});
   EXPECT_TRUE(has(checks, "key 'train.check_every' is 10 but lr.rule=adascale reads every step")) << checks;
+  EXPECT_TRUE(has(override_error_of({"lr.rule=adascale", "model.batch_norm=sync"}),
+                  "lr.rule=adascale measures its gain from each rank's own gradient"));
+  EXPECT_EQ(load_config("", {"lr.rule=adascale", "model.batch_norm=local"}).model.batch_norm, BatchNorm::Local);
+}
+
+TEST(Config, BatchNormIsAModelKeyWithThreeModes) {
+  EXPECT_EQ(load_config("", {}).model.batch_norm, BatchNorm::None);
+  EXPECT_EQ(parse_config("model: {batch_norm: local}\n", "t").model.batch_norm, BatchNorm::Local);
+  EXPECT_EQ(load_config("", {"model.batch_norm=sync"}).model.batch_norm, BatchNorm::Sync);
+  const std::string e = error_of("model: {batch_norm: global}\n");
+  EXPECT_TRUE(has(e, "test.yaml:1: key 'model.batch_norm': expected one of none | local | sync, got 'global'")) << e;
+  EXPECT_TRUE(has(override_error_of({"model.batchnorm=sync"}), "did you mean 'model.batch_norm'"));
+  EXPECT_TRUE(has(error_of("model: sync\n"), "'model' is a section and must be a mapping of its keys"));
+}
+
+TEST(Config, LocalBatchNormNeedsTwoSamplesPerRank) {
+  const std::string e = error_of("model: {batch_norm: local}\n", {"train.local_batch=1"});
+  EXPECT_TRUE(has(e, "test.yaml:1 and override 'train.local_batch=1': key 'train.local_batch' is 1 but "
+                     "model.batch_norm=local"))
+      << e;
+  // Sync normalises the global batch, which set-up checks once it knows the world size.
+  EXPECT_EQ(load_config("", {"model.batch_norm=sync", "train.local_batch=1"}).train.local_batch, 1);
+  EXPECT_EQ(load_config("", {"model.batch_norm=local", "train.local_batch=2"}).train.local_batch, 2);
 }
 
 TEST(Config, SyntaxErrorsAndBadOverridesNameTheirSource) {
@@ -350,7 +373,7 @@ TEST(Config, SuggestionsOnlyForCloseNames) {
   EXPECT_TRUE(has(override_error_of({"train.epoch=3"}), "did you mean 'train.epochs'?"));
   const std::string far = error_of("a:\n  b:\n    c: 1\n");
   EXPECT_FALSE(has(far, "did you mean")) << far;
-  EXPECT_TRUE(has(far, "unknown key 'a.b'; the top level has the sections data, train, optim")) << far;
+  EXPECT_TRUE(has(far, "unknown key 'a.b'; the top level has the sections data, model, train, optim")) << far;
   EXPECT_TRUE(has(far, "and the key device")) << far;
   const std::string far_override = override_error_of({"a.b.c=1"});
   EXPECT_FALSE(has(far_override, "did you mean")) << far_override;

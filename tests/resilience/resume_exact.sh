@@ -46,6 +46,20 @@ train 2 "${setup[@]}" output.dir="$work/twice" --resume
 check "stopped twice, still bitwise equal" [ "$(crc_of "$work/twice")" = "$reference" ]
 check "stopped twice, steps.jsonl still has each step once" same_steps "$work/twice"
 
+# Batch norm: the running statistics travel in the checkpoint (local: rank 0's, broadcast to the
+# other ranks first) and parameters_crc32 covers them; the test loss reads them.
+for bn in local sync; do
+  train 2 "${setup[@]}" model.batch_norm=$bn output.dir="$work/bn-$bn-full"
+  train 2 "${setup[@]}" model.batch_norm=$bn output.dir="$work/bn-$bn" train.stop_after_steps=37
+  train 2 "${setup[@]}" model.batch_norm=$bn output.dir="$work/bn-$bn" --resume
+  check "batch_norm=$bn: resumed after step 37, bitwise equal ($(crc_of "$work/bn-$bn") vs $(crc_of "$work/bn-$bn-full"))" \
+    [ "$rc" -eq 0 -a "$(crc_of "$work/bn-$bn")" = "$(crc_of "$work/bn-$bn-full")" ]
+  check "batch_norm=$bn: and the same final test loss" python3 -c "
+import json, sys
+a = json.load(open('$work/bn-$bn/summary.json')); b = json.load(open('$work/bn-$bn-full/summary.json'))
+sys.exit(not (a['final_test_loss'] == b['final_test_loss'] and a['batch_norm'] == '$bn'))"
+done
+
 # The newest checkpoint torn: resume warns, takes the previous one, and is still exact.
 train 2 "${setup[@]}" output.dir="$work/torn" train.stop_after_steps=120
 newest="$work/torn/checkpoints/ckpt-0000000120.ddpckpt"
@@ -90,6 +104,9 @@ check "... and says why and what to do" output_has "silently change the experime
 train 2 "${setup[@]}" output.dir="$work/refuse" --resume optim.base_lr=0.1
 check "a changed learning rate is refused naming the key" [ "$rc" -eq 2 ]
 check "... naming optim.base_lr" output_has "key 'optim.base_lr' was 0.01 when the checkpoint was written and is 0.1"
+train 2 "${setup[@]}" output.dir="$work/refuse" --resume model.batch_norm=local
+check "adding batch norm on resume is refused naming model.batch_norm" \
+  output_has "key 'model.batch_norm' was none when the checkpoint was written and is local"
 
 # Another training set under the same config (data.dir may move): the positions would not mean the same.
 mkdir -p "$work/small"

@@ -3,7 +3,9 @@
 // with batch N*b over the same samples in the same order, and as N/2 ranks simulating two
 // virtual ranks each; a run stopped and resumed from its checkpoint ends bitwise where an
 // uninterrupted one does; AdaScale gives the same gains with real and virtual ranks and ends
-// on its progress. Runs under mpiexec -n 2 and -n 4.
+// on its progress. With batch norm: sync BN keeps the first equivalence (and one rank x N
+// virtual ranks), local BN does not, and resume stays bitwise with either. Runs under
+// mpiexec -n 2 and -n 4.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -11,6 +13,7 @@
 #include <fstream>
 
 #include "comm/MpiCommunicator.h"
+#include "common/Files.h"
 #include "comm/MpiRuntime.h"
 #include "data/Dataset.h"
 #include "data/DistributedSampler.h"
@@ -50,6 +53,33 @@ Config equivalence_config(int64_t b) {
   config.checkpoint.every_epochs = 0;
   config.output.progress = false;
   return config;
+}
+
+Config batch_norm_config(BatchNorm mode) {
+  Config config = equivalence_config(8);
+  config.model.batch_norm = mode;
+  return config;
+}
+
+// Parameters, then buffers (BN running mean, variance and count), as float64.
+std::vector<torch::Tensor> model_state(const SimpleNN& model) {
+  std::vector<torch::Tensor> state;
+  for (const auto& tensors : {model->parameters(), model->buffers()})
+    for (const auto& t : tensors) state.push_back(t.detach().to(torch::kFloat64));
+  return state;
+}
+
+void expect_state_near(Trainer& a, Trainer& b, double tolerance, int rank, const std::string& what) {
+  const auto p = model_state(a.model()), q = model_state(b.model());
+  ASSERT_EQ(p.size(), q.size());
+  for (size_t k = 0; k < p.size(); ++k)
+    EXPECT_LT(relative_error(p[k], q[k]), tolerance) << what << ": tensor " << k << " on rank " << rank;
+}
+
+std::string buffers_crc32(Trainer& trainer) {
+  uint32_t crc = 0;
+  for (const auto& t : trainer.model()->buffers()) crc = crc32_of(t.data_ptr(), size_t(t.nbytes()), crc);
+  return std::to_string(crc);
 }
 
 void expect_parameters_near(Trainer& a, Trainer& b, double tolerance, int rank) {
@@ -126,9 +156,83 @@ TEST(Equivalence, LarsNRanksMatchOneRankWithTheGlobalBatch) {
   expect_n_ranks_match_one_rank(config);
 }
 
+// Sync BN normalises by the global batch's statistics: N ranks x b train as one rank with
+// batch N*b and as one rank x N virtual ranks (one pass over its N micro-batches), running
+// statistics included, and those agree on every rank without being broadcast.
+TEST(BatchNorm, SyncNRanksMatchOneRankWithTheGlobalBatchAndVirtualRanks) {
+  auto world = make_mpi_world_communicator();
+  auto self = make_mpi_self_communicator();
+  const int n = world->size();
+  const Dataset data = synthetic_dataset(200);
+  const Config config = batch_norm_config(BatchNorm::Sync);
+  Trainer parallel(config, *world, data, torch::kCPU);
+  const TrainingResult parallel_result = parallel.run();
+  const auto crcs = world->allgather(buffers_crc32(parallel));
+  for (int r = 1; r < n; ++r) EXPECT_EQ(crcs[r], crcs[0]) << "rank " << r << "'s running statistics differ";
+
+  Config global_batch = config;
+  global_batch.train.local_batch = config.train.local_batch * n;
+  Trainer single(global_batch, *self, data, torch::kCPU);
+  single.run();
+  Config virtual_ranks = config;
+  virtual_ranks.train.virtual_ranks = n;
+  Trainer simulated(virtual_ranks, *self, data, torch::kCPU);
+  const TrainingResult simulated_result = simulated.run();
+
+  ASSERT_EQ(simulated_result.summary["steps"], parallel_result.summary["steps"]);
+  expect_state_near(parallel, single, 1e-5, world->rank(), "1 rank x N*b");
+  expect_state_near(parallel, simulated, 1e-5, world->rank(), "1 rank x N virtual");
+  EXPECT_EQ(parallel.model()->bn1->num_batches_tracked.item<int64_t>(), parallel_result.step);
+  EXPECT_TRUE(parallel_result.summary["b_simple"].is_null()) << "a rank's share is no small-batch gradient";
+  // Training moved the BN's weight and statistics: not a comparison of initial states.
+  EXPECT_GT(relative_error(parallel.model()->bn1->weight, torch::ones({128})), 1e-3);
+  EXPECT_GT(relative_error(parallel.model()->bn1->running_var, torch::ones({128})), 1e-2);
+}
+
+// Local BN normalises each rank's batch by itself (Goyal et al.: the BN batch is part of the
+// loss), so N ranks x b are not one rank x N*b: the test fails if local BN leaks into sync.
+// N real ranks and N/2 ranks x 2 virtual ranks are the same N batches of b: equal, the
+// running statistics being rank 0's in both.
+TEST(BatchNorm, LocalDiffersFromTheGlobalBatchButMatchesVirtualRanks) {
+  auto world = make_mpi_world_communicator();
+  auto self = make_mpi_self_communicator();
+  const int n = world->size();
+  const Dataset data = synthetic_dataset(200);
+  const Config config = batch_norm_config(BatchNorm::Local);
+  Trainer parallel(config, *world, data, torch::kCPU);
+  parallel.run();
+  const auto crcs = world->allgather(buffers_crc32(parallel));
+  for (int r = 1; r < n; ++r) EXPECT_EQ(crcs[r], crcs[0]) << "rank " << r << " evaluated with other statistics";
+
+  Config global_batch = config;
+  global_batch.train.local_batch = config.train.local_batch * n;
+  Trainer single(global_batch, *self, data, torch::kCPU);
+  single.run();
+  // How far apart the two ended, against how far training moved the parameters.
+  const auto p = parallel.model()->parameters(), q = single.model()->parameters();
+  const auto initial = make_simple_nn(5, BatchNorm::Local)->parameters();
+  double apart = 0, moved = 0;
+  for (size_t k = 0; k < p.size(); ++k)
+    apart += (p[k] - q[k]).square().sum().item<double>(), moved += (q[k] - initial[k]).square().sum().item<double>();
+  EXPECT_GT(std::sqrt(apart / moved), 0.05) << "local BN over N ranks trained like one rank with the global batch";
+
+  MPI_Comm half_comm;
+  const bool in_half = world->rank() < n / 2;
+  MPI_Comm_split(MPI_COMM_WORLD, in_half ? 0 : 1, world->rank(), &half_comm);
+  if (in_half) {
+    MpiCommunicator half(half_comm);
+    Config virtual_config = config;
+    virtual_config.train.virtual_ranks = 2;
+    Trainer simulated(virtual_config, half, data, torch::kCPU);
+    simulated.run();
+    expect_state_near(simulated, parallel, 1e-5, world->rank(), "N/2 ranks x 2 virtual");
+  }
+  MPI_Comm_free(&half_comm);
+}
+
 // A stop mid-epoch (train.stop_after_steps) writes a checkpoint; a new Trainer resumed
 // from it ends bitwise where an uninterrupted run ends, noise estimates included.
-void expect_bitwise_resume(Config config) {
+void expect_resume_bitwise(Config config) {
   auto world = make_mpi_world_communicator();
   const Dataset data = synthetic_dataset(200);
   Trainer uninterrupted(config, *world, data, torch::kCPU);
@@ -160,17 +264,22 @@ void expect_bitwise_resume(Config config) {
   EXPECT_EQ(rest.summary["parameters_crc32"], whole.summary["parameters_crc32"]);
   EXPECT_EQ(rest.summary["b_simple"], whole.summary["b_simple"]);
   EXPECT_EQ(rest.summary["final_train_loss"], whole.summary["final_train_loss"]);
+  EXPECT_EQ(rest.summary["final_test_loss"], whole.summary["final_test_loss"]);
   EXPECT_EQ(rest.summary["progress"], whole.summary["progress"]);
 }
 
-TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) { expect_bitwise_resume(equivalence_config(8)); }
+TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) { expect_resume_bitwise(equivalence_config(8)); }
+
+// parameters_crc32 covers the BN's running statistics too, and the test loss reads them.
+TEST(Resume, WithLocalBatchNormStillBitwise) { expect_resume_bitwise(batch_norm_config(BatchNorm::Local)); }
+TEST(Resume, WithSyncBatchNormStillBitwise) { expect_resume_bitwise(batch_norm_config(BatchNorm::Sync)); }
 
 // LARS's state is SGD's momentum buffers: the checkpoint carries it as for SGD.
 TEST(Resume, StoppedAndResumedLarsMatchesAnUninterruptedOne) {
   Config config = equivalence_config(8);
   config.optim.name = OptimizerName::Lars;
   config.optim.base_lr = 0.5;  // a LARS step moves a weight matrix by about lr x eta of its norm
-  expect_bitwise_resume(config);
+  expect_resume_bitwise(config);
 }
 
 Config adascale_config(int64_t b) {
@@ -182,7 +291,7 @@ Config adascale_config(int64_t b) {
 }
 
 // AdaScale's state is the noise estimate (its gain) and the progress tau, both in the checkpoint.
-TEST(Resume, StoppedAndResumedAdaScaleMatchesAnUninterruptedOne) { expect_bitwise_resume(adascale_config(8)); }
+TEST(Resume, StoppedAndResumedAdaScaleMatchesAnUninterruptedOne) { expect_resume_bitwise(adascale_config(8)); }
 
 // N real ranks vs one process standing for N ranks: the same micro-batch norms, so the same
 // gains, the same progress, the same number of steps and the same parameters.
@@ -261,14 +370,14 @@ TEST(AdaScale, EndsWhenItsProgressReachesTheBaseBatchsSteps) {
 
 // Deferred checks (train.check_every > 1), at the Replica: unchecked steps train exactly
 // as checked ones; a NaN on one rank only, in an unchecked step, is reported by the next
-// check on every rank, and the rollback returns parameters and momentum to the last good
-// state, from which training goes on as if the bad steps had never happened.
-TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) {
+// check on every rank, and the rollback returns parameters, BN statistics and momentum to
+// the last good state, from which training goes on as if the bad steps had never happened.
+void check_deferred_rollback(BatchNorm batch_norm) {
   auto world = make_mpi_world_communicator();
   const int n = world->size();
   const int64_t b = 8;
   const Split data = synthetic_split(100 * n, 123);  // 12 steps of 8 per rank
-  const Config config = equivalence_config(b);
+  const Config config = batch_norm_config(batch_norm);
   DistributedSampler sampler(data.size(), n, world->rank(), b, true, 11, Remainder::Drop);
   const LrSchedule schedule(config, sampler.global_batch(), sampler.steps_per_epoch());
   const torch::Tensor order = sampler.indices(0);
@@ -283,8 +392,13 @@ TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) {
     EXPECT_EQ(d.checked, s == 4);
     EXPECT_FALSE(a.nonfinite || d.nonfinite);
   }
-  const auto p = checked.model()->parameters(), q = deferred.model()->parameters();
-  for (size_t k = 0; k < p.size(); ++k) ASSERT_TRUE(torch::equal(p[k], q[k])) << "parameter " << k;
+  auto equal_states = [&] {
+    const auto p = model_state(checked.model()), q = model_state(deferred.model());
+    for (size_t k = 0; k < p.size(); ++k)
+      if (!torch::equal(p[k], q[k])) return ::testing::AssertionFailure() << "tensor " << k << " differs";
+    return ::testing::AssertionSuccess();
+  };
+  ASSERT_TRUE(equal_states());
   deferred.save_rollback_point();
 
   // The last rank's batch at step 6 (unchecked) holds an Inf; step 7 is checked.
@@ -298,14 +412,39 @@ TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) {
   }
   EXPECT_TRUE(torch::isnan(deferred.model()->parameters()[0]).any().item<bool>()) << "the bad update was applied";
   deferred.rollback();
-  for (size_t k = 0; k < p.size(); ++k) ASSERT_TRUE(torch::equal(p[k], q[k])) << "parameter " << k << " after rollback";
+  ASSERT_TRUE(equal_states()) << "after rollback";
 
   // Momentum came back too: both replicas take the same next steps bitwise.
   for (int64_t s = 5; s < 8; ++s) {
     checked.step(batch(s), options(s, true));
     EXPECT_FALSE(deferred.step(batch(s), options(s, true)).nonfinite);
   }
-  for (size_t k = 0; k < p.size(); ++k) EXPECT_TRUE(torch::equal(p[k], q[k])) << "parameter " << k;
+  EXPECT_TRUE(equal_states());
+}
+
+TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) { check_deferred_rollback(BatchNorm::None); }
+TEST(DeferredChecks, RollbackRestoresLocalBatchNormStatistics) { check_deferred_rollback(BatchNorm::Local); }
+TEST(DeferredChecks, RollbackRestoresSyncBatchNormStatistics) { check_deferred_rollback(BatchNorm::Sync); }
+
+// A checked step that finds a NaN/Inf applies no update, and its forward pass must not have
+// moved the running statistics either: an Inf in one rank's batch would leave them NaN, in
+// the checkpoint of the "last good state" and in every evaluation after a skipped step.
+TEST(BatchNorm, RefusedStepLeavesTheRunningStatisticsAlone) {
+  auto world = make_mpi_world_communicator();
+  const int n = world->size();
+  const Split data = synthetic_split(16 * n, 123);
+  for (const BatchNorm mode : {BatchNorm::Local, BatchNorm::Sync}) {
+    Replica replica(batch_norm_config(mode), *world, torch::kCPU);
+    Split x = data.rows(torch::arange(world->rank() * 8, world->rank() * 8 + 8));
+    replica.step(x, StepOptions{0.01});
+    const auto before = model_state(replica.model());
+    if (world->rank() == n - 1) x.images[0][0] = std::numeric_limits<float>::infinity();
+    ASSERT_TRUE(replica.step(x, StepOptions{0.01}).nonfinite);
+    const auto after = model_state(replica.model());
+    for (size_t k = 0; k < after.size(); ++k)
+      EXPECT_TRUE(torch::equal(after[k], before[k])) << to_string(mode) << ": tensor " << k << ", rank "
+                                                     << world->rank();
+  }
 }
 
 }  // namespace
