@@ -138,7 +138,12 @@ Field choice(std::string key, std::string help, Ref<E> ref, std::vector<std::pai
 }
 
 const std::vector<std::pair<std::string, ScalingRule>> kRules = {
-    {"none", ScalingRule::None}, {"linear", ScalingRule::Linear}, {"sqrt", ScalingRule::Sqrt}};
+    {"none", ScalingRule::None},
+    {"linear", ScalingRule::Linear},
+    {"sqrt", ScalingRule::Sqrt},
+    {"adascale", ScalingRule::AdaScale}};
+const std::vector<std::pair<std::string, OptimizerName>> kOptimizers = {{"sgd", OptimizerName::Sgd},
+                                                                    {"lars", OptimizerName::Lars}};
 const std::vector<std::pair<std::string, LrDecay>> kDecays = {
     {"constant", LrDecay::Constant}, {"step", LrDecay::Step}, {"cosine", LrDecay::Cosine},
     {"exponential", LrDecay::Exponential}, {"cyclic", LrDecay::Cyclic}};
@@ -184,6 +189,8 @@ const std::vector<Field>& schema() {
       number<int64_t>("train.check_every",
                       "read the ranks' agreed NaN/stop flags every N steps (0: auto, 1 on CPU, 50 on CUDA)",
                       [](Config& c) -> int64_t& { return c.train.check_every; }, 0, kMaxInt),
+      choice<OptimizerName>("optim.name", "optimizer; lars scales each weight tensor's step by its trust ratio",
+                            [](Config& c) -> OptimizerName& { return c.optim.name; }, kOptimizers),
       number<double>("optim.base_lr", "learning rate at lr.base_batch",
                      [](Config& c) -> double& { return c.optim.base_lr; }, 0.0, 1e6),
       number<double>("optim.momentum", "SGD momentum (PyTorch form)",
@@ -191,7 +198,9 @@ const std::vector<Field>& schema() {
       number<double>("optim.weight_decay", "L2 weight decay", [](Config& c) -> double& { return c.optim.weight_decay; },
                      0.0, 1.0),
       boolean("optim.nesterov", "Nesterov momentum", [](Config& c) -> bool& { return c.optim.nesterov; }),
-      choice<ScalingRule>("lr.rule", "learning-rate scaling with the global batch",
+      number<double>("optim.lars_eta", "LARS trust coefficient eta (optim.name=lars)",
+                     [](Config& c) -> double& { return c.optim.lars_eta; }, 0.0, 1.0),
+      choice<ScalingRule>("lr.rule", "learning-rate scaling with the global batch; adascale: by the measured gain",
                           [](Config& c) -> ScalingRule& { return c.lr.rule; }, kRules),
       number<int64_t>("lr.base_batch", "global batch at which optim.base_lr applies",
                       [](Config& c) -> int64_t& { return c.lr.base_batch; }, 1, kMaxInt),
@@ -218,9 +227,11 @@ const std::vector<Field>& schema() {
                      [](Config& c) -> double& { return c.comm.timeout_s; }, 1.0, 86400.0),
       number<int64_t>("runtime.threads", "intra-op and BLAS threads per rank",
                       [](Config& c) -> int64_t& { return c.runtime.threads; }, 1, 1024),
-      number<int64_t>("metrics.noise_scale_every", "measure the gradient noise scale every N steps (0: off)",
+      number<int64_t>("metrics.noise_scale_every",
+                      "measure the gradient noise scale every N steps (0: off; lr.rule=adascale: every step)",
                       [](Config& c) -> int64_t& { return c.metrics.noise_scale_every; }, 0, kMaxInt),
-      number<double>("metrics.noise_scale_decay", "moving-average decay of the noise-scale estimates",
+      number<double>("metrics.noise_scale_decay",
+                     "moving-average decay of the noise-scale estimates (and so of AdaScale's gain)",
                      [](Config& c) -> double& { return c.metrics.noise_scale_decay; }, 0.0, 0.999999),
       number<int64_t>("metrics.every_steps", "rank 0 writes steps.jsonl (lr, loss over all ranks) every N steps (0: off)",
                       [](Config& c) -> int64_t& { return c.metrics.every_steps; }, 0, kMaxInt),
@@ -463,9 +474,32 @@ void validate(Config& config, const Origins& origins) {
   if (config.optim.nesterov && config.optim.momentum <= 0.0)
     throw InputError(origin_of(origins, {"optim.nesterov", "optim.momentum"}) +
                      ": key 'optim.nesterov' needs optim.momentum > 0");
+  if (config.optim.name == OptimizerName::Lars && config.optim.lars_eta <= 0.0)
+    throw InputError(origin_of(origins, {"optim.name", "optim.lars_eta"}) +
+                     ": key 'optim.lars_eta' must be > 0 when optim.name is lars (0 would freeze every weight matrix)");
   if (config.device == Device::Cpu && config.comm.backend == Backend::Nccl)
     throw InputError(origin_of(origins, {"device", "comm.backend"}) +
                      ": key 'comm.backend' is nccl but device is cpu; NCCL needs CUDA tensors");
+  // AdaScale's gain reads every step's gradient norms on the host to set the next step's lr,
+  // so the flags come with them: nothing is saved by reading them less often.
+  if (config.lr.rule == ScalingRule::AdaScale && config.train.check_every > 1)
+    throw InputError(origin_of(origins, {"lr.rule", "train.check_every"}) + ": key 'train.check_every' is " +
+                     std::to_string(config.train.check_every) +
+                     " but lr.rule=adascale reads every step's gradient norms to set the next lr; use "
+                     "train.check_every=1 (or 0)");
+  // With sync BN a rank's gradient is its share of the global batch's, not a small batch's own:
+  // the noise, and so the gain, cannot be measured (see Trainer).
+  if (config.lr.rule == ScalingRule::AdaScale && config.model.batch_norm == BatchNorm::Sync)
+    throw InputError(origin_of(origins, {"lr.rule", "model.batch_norm"}) +
+                     ": lr.rule=adascale measures its gain from each rank's own gradient, which "
+                     "model.batch_norm=sync does not have (a rank's gradient is its share of the global batch's); "
+                     "use model.batch_norm=local or none");
+  // r itself is a warmup: near 1 while the gradient dominates the noise, as early in training.
+  if (config.lr.rule == ScalingRule::AdaScale && (config.lr.warmup_epochs > 0 || config.lr.warmup_steps > 0))
+    throw InputError(origin_of(origins, {"lr.rule", "lr.warmup_epochs", "lr.warmup_steps"}) +
+                     ": lr.rule=adascale takes no warmup (its gain stays near 1 while the gradient dominates the "
+                     "noise, as early in training, and grows as the noise takes over); set lr.warmup_epochs=0 and "
+                     "lr.warmup_steps=0");
   if (config.train.on_nonfinite == NonFinitePolicy::Skip && config.train.check_every > 1)
     throw InputError(origin_of(origins, {"train.on_nonfinite", "train.check_every"}) + ": key 'train.check_every' is " +
                      std::to_string(config.train.check_every) +
@@ -622,6 +656,7 @@ std::string describe_config_keys() {
 }
 
 std::string to_string(ScalingRule rule) { return name_of(kRules, rule); }
+std::string to_string(OptimizerName name) { return name_of(kOptimizers, name); }
 std::string to_string(LrDecay decay) { return name_of(kDecays, decay); }
 std::string to_string(BatchNorm batch_norm) { return name_of(kBatchNorms, batch_norm); }
 

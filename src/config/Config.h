@@ -8,7 +8,8 @@
 
 namespace ddp {
 
-enum class ScalingRule { None, Linear, Sqrt };
+enum class ScalingRule { None, Linear, Sqrt, AdaScale };
+enum class OptimizerName { Sgd, Lars };
 enum class LrDecay { Constant, Step, Cosine, Exponential, Cyclic };
 enum class Device { Auto, Cpu, Cuda };
 enum class Backend { Auto, Mpi, Nccl };
@@ -62,10 +63,14 @@ struct CheckpointConfig {
 };
 
 struct OptimConfig {
+  // lars: SGD whose step for each weight matrix is scaled by its trust ratio
+  // eta |w| / (|grad w| + weight_decay |w|) (You et al. 2017); biases take the plain SGD step.
+  OptimizerName name = OptimizerName::Sgd;
   double base_lr = 0.01;
   double momentum = 0.0;
   double weight_decay = 0.0;
   bool nesterov = false;
+  double lars_eta = 0.001;  // LARS trust coefficient
 };
 
 struct LrConfig {
@@ -95,8 +100,9 @@ struct MetricsConfig {
   // Measure the gradient noise scale every this many steps (0: never). A measurement
   // costs two reductions over the gradients, about 6% of a batch-64 CPU step; every
   // 4th step keeps the overhead under 2% and still gives hundreds of samples an epoch.
+  // lr.rule=adascale measures every step whatever this says: its gain needs every step's norms.
   int64_t noise_scale_every = 4;
-  double noise_scale_decay = 0.99;  // moving-average decay per measurement
+  double noise_scale_decay = 0.99;  // moving-average decay per measurement (AdaScale: part of its gain)
   // Rank 0 writes a steps.jsonl line (step, lr, loss over all ranks) every this many steps; 0: off.
   int64_t every_steps = 0;
 };
@@ -140,6 +146,7 @@ std::vector<std::pair<std::string, std::string>> config_entries(const Config& co
 std::string describe_config_keys();
 
 std::string to_string(ScalingRule rule);
+std::string to_string(OptimizerName name);
 std::string to_string(LrDecay decay);
 std::string to_string(BatchNorm batch_norm);
 

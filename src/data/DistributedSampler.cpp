@@ -14,8 +14,7 @@ DistributedSampler::DistributedSampler(int64_t dataset_size, int world_size, int
       seed_(seed),
       virtual_ranks_(virtual_ranks) {
   const int64_t global_batch = this->global_batch();
-  steps_per_epoch_ = remainder == Remainder::Drop ? dataset_size / global_batch
-                                                  : (dataset_size + global_batch - 1) / global_batch;
+  steps_per_epoch_ = steps_for(dataset_size, global_batch, remainder);
   // Padding could make one epoch many copies of the data; a global batch must fit in it.
   if (global_batch > dataset_size)
     throw InputError("train.local_batch: global batch " + std::to_string(global_batch) + " (" +
@@ -23,6 +22,10 @@ DistributedSampler::DistributedSampler(int64_t dataset_size, int world_size, int
                      (virtual_ranks > 1 ? " x " + std::to_string(virtual_ranks) + " virtual" : std::string()) +
                      ") exceeds the training set of " + std::to_string(dataset_size) +
                      " samples; use a smaller batch");
+}
+
+int64_t DistributedSampler::steps_for(int64_t dataset_size, int64_t global_batch, Remainder remainder) {
+  return remainder == Remainder::Drop ? dataset_size / global_batch : (dataset_size + global_batch - 1) / global_batch;
 }
 
 torch::Tensor DistributedSampler::indices(int64_t epoch) const {

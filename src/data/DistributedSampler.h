@@ -23,6 +23,9 @@ class DistributedSampler {
   DistributedSampler(int64_t dataset_size, int world_size, int rank, int64_t local_batch, bool shuffle,
                      uint64_t seed, Remainder remainder, int virtual_ranks = 1);
 
+  // Steps an epoch of `dataset_size` samples takes at `global_batch` under `remainder`.
+  static int64_t steps_for(int64_t dataset_size, int64_t global_batch, Remainder remainder);
+
   // This process's indices for `epoch`, int64 [steps_per_epoch() * batch_per_step()]:
   // step by step, and within a step virtual rank by virtual rank (local_batch each).
   torch::Tensor indices(int64_t epoch) const;

@@ -24,11 +24,12 @@ void Progress::step(int64_t epoch, int64_t step_in_epoch, double lr) {
 
 void Progress::epoch_done(const EpochReport& r) {
   if (!enabled_) return;
+  const std::string epochs = r.epochs > 0 ? fmt::format("/{}", r.epochs) : "";
   const std::string line =
-      fmt::format("epoch {:>3}/{}  lr {:.5g}  train_loss {:.4f}  test_loss {:.4f}  test_acc {:.4f}  {:.0f} samples/s  "
-                  "{:.2f}s",
-                  r.epoch + 1, r.epochs, r.lr, r.train_loss, r.test_loss, r.test_accuracy, r.samples_per_second,
-                  r.epoch_seconds);
+      fmt::format("epoch {:>3}{}  lr {:.5g}  train_loss {:.4f}  test_loss {:.4f}  test_acc {:.4f}  {:.0f} samples/s  "
+                  "{:.2f}s{}",
+                  r.epoch + 1, epochs, r.lr, r.train_loss, r.test_loss, r.test_accuracy, r.samples_per_second,
+                  r.epoch_seconds, r.note);
   fmt::print(stderr, "{}{}\n", live_ ? "\r\033[2K" : "", line);
   std::fflush(stderr);
 }

@@ -9,13 +9,14 @@ namespace ddp {
 
 struct EpochReport {
   int64_t epoch = 0;
-  int64_t epochs = 0;
+  int64_t epochs = 0;  // 0: not known in advance (AdaScale ends on its progress, not on an epoch count)
   double lr = 0;
   double train_loss = 0;
   double test_loss = 0;
   double test_accuracy = 0;
   double samples_per_second = 0;
   double epoch_seconds = 0;
+  std::string note;  // appended to the line
 };
 
 class Progress {

@@ -23,7 +23,8 @@ void set_compute_threads(int threads) {
 
 int64_t resolve_check_every(const Config& config, torch::Device device) {
   if (config.train.check_every > 0) return config.train.check_every;
-  if (config.train.on_nonfinite == NonFinitePolicy::Skip) return 1;
+  // Both need every step's values on the host: skip to decide the update, AdaScale to set the next lr.
+  if (config.train.on_nonfinite == NonFinitePolicy::Skip || config.lr.rule == ScalingRule::AdaScale) return 1;
   return device.is_cuda() ? 50 : 1;
 }
 

@@ -18,7 +18,8 @@ torch::Device resolve_device(Device requested);
 void set_compute_threads(int threads);
 
 // train.check_every=0 (auto): every step on CPU, where reading the flags is free; every
-// 50th on CUDA, where each read makes the host wait for the GPU.
+// 50th on CUDA, where each read makes the host wait for the GPU; every step with
+// train.on_nonfinite=skip or lr.rule=adascale, which need each step's values anyway.
 int64_t resolve_check_every(const Config& config, torch::Device device);
 
 }  // namespace ddp

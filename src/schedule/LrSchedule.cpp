@@ -3,16 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "schedule/LrScaling.h"
+
 namespace ddp {
 
 double scaled_lr(ScalingRule rule, double base_lr, int64_t global_batch, int64_t base_batch) {
-  const double k = double(global_batch) / double(base_batch);
-  switch (rule) {
-    case ScalingRule::None: return base_lr;
-    case ScalingRule::Linear: return base_lr * k;
-    case ScalingRule::Sqrt: return base_lr * std::sqrt(k);
-  }
-  return base_lr;
+  return base_lr * make_lr_scaling(rule, global_batch, base_batch)->gain(std::nullopt);
 }
 
 LrSchedule::LrSchedule(const Config& config, int64_t global_batch, int64_t steps_per_epoch)

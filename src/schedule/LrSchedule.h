@@ -4,13 +4,16 @@
 //   warmup (Goyal et al. 2017, section 2.2): linear per step from base_lr to peak
 //   then constant, step (x gamma every N epochs), cosine (to min_lr), exponential (x gamma
 //   per epoch, smoothly) or cyclic (triangular between the peak and min_lr)
+// Under lr.rule=adascale this is the base batch's schedule (peak = base_lr, the base batch's
+// steps), which the measured gain multiplies: see TrainingSchedule.
 #include <cstdint>
 
 #include "config/Config.h"
 
 namespace ddp {
 
-// lr for `global_batch` under `rule`, given base_lr is right at `base_batch`.
+// lr for `global_batch` under a fixed `rule`, given base_lr is right at `base_batch`
+// (adascale: base_lr, its gain before anything was measured).
 double scaled_lr(ScalingRule rule, double base_lr, int64_t global_batch, int64_t base_batch);
 
 class LrSchedule {

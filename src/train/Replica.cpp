@@ -18,15 +18,6 @@ SimpleNN build_model(const Config& config, Communicator& comm, torch::Device dev
   return model;
 }
 
-torch::optim::SGDOptions sgd_options(const Config& config) {
-  // torch::optim::SGD applies lr outside the momentum buffer (v = m*v + g; p -= lr*v),
-  // so changing lr during warmup needs no momentum correction (Goyal et al., section 3).
-  return torch::optim::SGDOptions(config.optim.base_lr)
-      .momentum(config.optim.momentum)
-      .weight_decay(config.optim.weight_decay)
-      .nesterov(config.optim.nesterov);
-}
-
 // Scalars that ride at the end of the gradient all-reduce (averaged like gradients):
 //   the local |G_small|^2 (noise scale);
 //   health = loss + sum of gradients: NaN/Inf on any rank makes the average NaN/Inf;
@@ -85,6 +76,7 @@ Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
       // them, as v real ranks' all-reduce makes them (see model/SyncBatchNorm.cpp).
       one_pass_(micro_batches_ == 1 || config.model.batch_norm == BatchNorm::Sync),
       optimizer_(model_->parameters(), sgd_options(config)),
+      lars_(make_lars(config, model_->parameters())),
       sync_(comm, model_->parameters(), size_t(config.comm.bucket_mb * 1024 * 1024), kExtraSlots),
       // Host timestamps only measure work on the CPU; on a GPU they would time kernel launches.
       time_steps_(device.is_cpu()) {
@@ -123,6 +115,8 @@ StepResult Replica::step(const Split& batch, const StepOptions& options) {
   if (!result.nonfinite) {
     for (auto& group : optimizer_.param_groups())
       static_cast<torch::optim::SGDOptions&>(group.options()).lr(options.lr);
+    // After the noise measurement above: it wants the raw gradient, which this rescales in place.
+    if (lars_) lars_->rescale_gradients();
     optimizer_.step();
   }
   if (time_steps_) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "data/Dataset.h"
 #include "model/SimpleNN.h"
 #include "sync/GradientSynchronizer.h"
+#include "train/Optimizer.h"
 
 namespace ddp {
 
@@ -56,7 +58,7 @@ class Replica {
   Replica(const Config& config, Communicator& comm, torch::Device device);
 
   // Forward and backward on this rank's batch, the gradient average across ranks, and
-  // one SGD step at `options.lr`. With train.virtual_ranks = v > 1 the batch holds v
+  // one SGD step at `options.lr` (optim.name=lars: on the LARS-rescaled gradient). With train.virtual_ranks = v > 1 the batch holds v
   // virtual ranks' equal micro-batches, each back-propagated in turn with its loss scaled
   // by 1/v, so the accumulated gradient is their mean, as v real ranks' all-reduce would
   // make it (batch_norm=sync: one pass over the whole batch instead, see Replica.cpp;
@@ -115,6 +117,7 @@ class Replica {
   int micro_batches_;  // train.virtual_ranks
   bool one_pass_;      // the whole batch in one forward and backward (no micro-batches, or sync batch norm)
   torch::optim::SGD optimizer_;
+  std::optional<LarsScaling> lars_;  // optim.name=lars: rescales the averaged gradient before SGD's step
   GradientSynchronizer sync_;
   StepTimes times_;
   bool time_steps_;

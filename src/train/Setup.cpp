@@ -14,6 +14,7 @@
 #include "model/SimpleNN.h"
 #include "runtime/Device.h"
 #include "schedule/LrSchedule.h"
+#include "schedule/TrainingSchedule.h"
 #include "train/Consistency.h"
 #include "train/TrainingState.h"
 
@@ -75,6 +76,8 @@ void check_run_shape(const Config& config, int world_size, int64_t train_samples
                                    uint64_t(config.train.seed), config.train.remainder,
                                    int(config.train.virtual_ranks));  // throws when the batch exceeds the data
   const LrSchedule schedule(config, sampler.global_batch(), sampler.steps_per_epoch());
+  // The rule's own check: AdaScale needs two batch sizes to measure its gain between.
+  const TrainingSchedule rule_check(config, train_samples, sampler.global_batch(), sampler.steps_per_epoch());
   const int64_t total = config.train.epochs * sampler.steps_per_epoch();
   if (schedule.warmup_steps() > total)
     throw InputError(fmt::format("lr.warmup_steps: a warmup of {} steps is longer than the whole run ({} epochs x {} "

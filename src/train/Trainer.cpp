@@ -54,16 +54,18 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Dataset& datase
       test_(dataset.test.to(device)),
       sampler_(train_.size(), comm.size(), comm.rank(), config.train.local_batch, config.train.shuffle,
                uint64_t(config.train.seed), config.train.remainder, int(config.train.virtual_ranks)),
-      schedule_(config, sampler_.global_batch(), sampler_.steps_per_epoch()),
+      schedule_(config, train_.size(), sampler_.global_batch(), sampler_.steps_per_epoch()),
       replica_(config, comm, device),
       progress_(comm.rank() == 0 && config.output.progress, sampler_.steps_per_epoch()),
+      // An adaptive rule's gain needs every step's norms; the metric alone, every noise_scale_every.
+      noise_every_(schedule_.adaptive() ? 1 : config.metrics.noise_scale_every),
       check_every_(resolve_check_every(config, device)),
       hosts_(comm.allgather(host_name())) {
   // The small batch is one (virtual) rank's micro-batch, the big one the global batch;
   // with a single rank and no virtual ranks they coincide and nothing can be estimated. With
   // sync BN a rank's gradient is its share of the global one (its estimate of |G|^2 goes
-  // negative), not a small batch's own gradient: not measured.
-  if (config.metrics.noise_scale_every > 0 && sampler_.global_batch() > config.train.local_batch &&
+  // negative), not a small batch's own gradient: not measured (and AdaScale refused).
+  if (noise_every_ > 0 && sampler_.global_batch() > config.train.local_batch &&
       config.model.batch_norm != BatchNorm::Sync)
     noise_scale_.emplace(double(config.train.local_batch), double(sampler_.global_batch()),
                          config.metrics.noise_scale_decay);
@@ -79,12 +81,19 @@ void Trainer::announce() {
                             "(set train.virtual_ranks=2 to measure it on one process)");
   const int virtual_ranks = sampler_.virtual_ranks();
   const std::string virtual_text = virtual_ranks > 1 ? fmt::format(" x {} virtual", virtual_ranks) : "";
-  progress_.message(fmt::format("ddp-train {}: {} ranks{} ({}, {}), global batch {} = {} x {}{}, lr rule {} -> peak "
-                                "lr {:.5g}, warmup {} steps, {} steps/epoch",
+  const std::string lars_text =
+      config_.optim.name == OptimizerName::Lars ? fmt::format(", LARS (eta {:g})", config_.optim.lars_eta) : "";
+  // AdaScale has no peak of its own: its lr is the gain, measured as it goes, times the base schedule.
+  const std::string lr_text =
+      schedule_.adaptive()
+          ? fmt::format("lr = gain r in [1, {:g}] x base lr {:.5g}, until progress reaches {:g} base-batch steps",
+                        schedule_.scale(), schedule_.peak(), schedule_.progress_target())
+          : fmt::format("peak lr {:.5g}, warmup {} steps", schedule_.peak(), schedule_.warmup_steps());
+  progress_.message(fmt::format("ddp-train {}: {} ranks{} ({}, {}), global batch {} = {} x {}{}, lr rule {} -> {}{}, "
+                                "{} steps/epoch",
                                 kVersion, comm_.size(), virtual_text, comm_.backend_name(), device_.str(),
                                 sampler_.global_batch(), config_.train.local_batch, comm_.size(), virtual_text,
-                                to_string(config_.lr.rule), schedule_.peak(), schedule_.warmup_steps(),
-                                sampler_.steps_per_epoch()));
+                                to_string(config_.lr.rule), lr_text, lars_text, sampler_.steps_per_epoch()));
 }
 
 void Trainer::resume(const TrainingCheckpoint& checkpoint) {
@@ -98,7 +107,7 @@ void Trainer::resume(const TrainingCheckpoint& checkpoint) {
 
 TrainingResult Trainer::run(const std::function<bool()>& stop_requested) {
   const auto wall_start = Clock::now();
-  while (pos_.epoch < config_.train.epochs) {
+  while (!schedule_.finished(pos_.epoch, pos_.progress)) {
     EpochProgress epoch = begin_epoch();
     run_steps(epoch, stop_requested);
     if (outcome_ != Outcome::Completed) {
@@ -118,7 +127,9 @@ Trainer::EpochProgress Trainer::begin_epoch() {
   e.first_step = e.s = pos_.step_in_epoch;
   e.loss_sum = torch::full({}, pos_.epoch_loss_sum, torch::TensorOptions(torch::kFloat64).device(device_));
   e.counted = pos_.epoch_counted_steps;
-  e.lr = schedule_.at(pos_.step > 0 ? pos_.step - 1 : 0);  // a resumed epoch may have no step left
+  // A resumed epoch may have no step left: show where the schedule stands.
+  e.gain = schedule_.gain(gradient_noise());
+  e.lr = schedule_.lr(pos_.step > 0 ? pos_.step - 1 : 0, pos_.progress, e.gain);
   e.start = Clock::now();
   e.order = sampler_.indices(e.epoch).to(device_);
   return e;
@@ -147,12 +158,19 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
     } else {
       e.loss_sum += r.loss;
       ++e.counted;
+      pos_.progress = schedule_.advance(pos_.progress, e.gain);
     }
     ++pos_.step;
     progress_.step(e.epoch, e.s, e.lr);
     // A check vouches for the steps since the previous one: their lines may go out (every
-    // step on CPU, where the read is free; every check_every on a GPU, which it synchronises).
-    if (r.checked && !step_records_.empty()) flush_measurements();
+    // step on CPU, where the read is free; every check_every on a GPU, which it synchronises),
+    // and an adaptive rule's next gain needs this step's norms (it is checked every step).
+    if (r.checked && (schedule_.adaptive() || !step_records_.empty())) flush_measurements();
+    // AdaScale's progress may reach its target mid-epoch; the run is then complete.
+    if (schedule_.finished(pos_.epoch, pos_.progress)) {
+      ++e.s;
+      return;
+    }
     if (r.stop_requested) {
       ++e.s;
       outcome_ = Outcome::Stopped;
@@ -167,12 +185,13 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
 StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::function<bool()>& stop_requested) {
   const int64_t b = sampler_.batch_per_step(), stop_after = config_.train.stop_after_steps;
   const int64_t log_every = config_.metrics.every_steps;
-  e.lr = schedule_.at(pos_.step);
+  e.gain = schedule_.gain(gradient_noise());
+  e.lr = schedule_.lr(pos_.step, pos_.progress, e.gain);
   StepOptions options;
   options.lr = e.lr;
   // Every rank contributes its loss to the mean; only rank 0 writes it.
   options.mean_loss = log_every > 0 && (pos_.step + 1) % log_every == 0;
-  if (noise_scale_ && pos_.step % config_.metrics.noise_scale_every == 0) options.noise = &noise_samples_.emplace_back();
+  if (noise_scale_ && pos_.step % noise_every_ == 0) options.noise = &noise_samples_.emplace_back();
   // Whatever follows this step (a checkpoint, the epoch's end, a step budget) must see
   // checked, agreed flags.
   options.check = check_every_ == 1 || (pos_.step + 1) % check_every_ == 0 || e.s + 1 == sampler_.steps_per_epoch() ||
@@ -183,18 +202,21 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   if (r.nonfinite && options.noise) noise_samples_.pop_back();
   // A step whose update was not applied (NaN/Inf) gets no line.
   if (options.mean_loss && !r.nonfinite && out_.run_dir)
-    step_records_.push_back({pos_.step + 1, e.epoch + 1, e.lr, r.mean_loss, noise_samples_.size()});
+    step_records_.push_back({pos_.step + 1, e.epoch + 1, e.lr, e.gain, schedule_.advance(pos_.progress, e.gain),
+                             r.mean_loss, noise_samples_.size()});
   return r;
 }
 
 void Trainer::keep_rollback_point(const EpochProgress& e, int64_t step_in_epoch) {
   replica_.save_rollback_point();
-  good_ = {pos_.step, step_in_epoch, e.counted, e.loss_sum.clone(), noise_samples_.size(), step_records_.size()};
+  good_ = {pos_.step,          step_in_epoch,          e.counted,           pos_.progress,
+           e.loss_sum.clone(), noise_samples_.size(), step_records_.size()};
 }
 
 void Trainer::roll_back(EpochProgress& e) {
   replica_.rollback();
   pos_.step = good_.step;
+  pos_.progress = good_.progress;
   e.s = good_.step_in_epoch;
   e.counted = good_.counted;
   e.loss_sum = good_.loss_sum;
@@ -211,22 +233,29 @@ void Trainer::end_epoch(EpochProgress& e) {
   flush_measurements();
   replica_.sync_buffers();  // every rank evaluates with rank 0's BN statistics
   const Evaluation eval = evaluate(replica_.model(), test_, comm_);
-  const double throughput = double((sampler_.steps_per_epoch() - e.first_step) * sampler_.global_batch()) / seconds;
+  const double throughput = double((e.s - e.first_step) * sampler_.global_batch()) / seconds;
   pos_.final_test_accuracy = eval.accuracy;
   pos_.final_test_loss = eval.loss;
   pos_.final_train_loss = train_loss;
   write_metrics(e, train_loss, eval.loss, eval.accuracy, throughput);
-  progress_.epoch_done(
-      {e.epoch, config_.train.epochs, e.lr, train_loss, eval.loss, eval.accuracy, throughput, since(e.start)});
+  report_epoch(e, train_loss, eval, throughput);
 
-  pos_.epoch = e.epoch + 1;
-  pos_.step_in_epoch = pos_.epoch_counted_steps = 0;
-  pos_.epoch_loss_sum = 0;
+  const bool whole = e.s == sampler_.steps_per_epoch();
+  if (whole) {
+    pos_.epoch = e.epoch + 1;
+    pos_.step_in_epoch = pos_.epoch_counted_steps = 0;
+    pos_.epoch_loss_sum = 0;
+  } else {
+    // AdaScale's progress ended the run mid-epoch: the position stays inside it, so that a
+    // resume with more train.epochs continues this epoch where it stopped.
+    pos_.step_in_epoch = e.s;
+    pos_.epoch_counted_steps = e.counted;
+  }
   const int64_t every_epochs = config_.checkpoint.every_epochs, every_steps = config_.checkpoint.every_steps;
-  const bool last = pos_.epoch == config_.train.epochs;
+  const bool last = schedule_.finished(pos_.epoch, pos_.progress);
   if ((every_epochs > 0 || every_steps > 0) && (last || (every_epochs > 0 && pos_.epoch % every_epochs == 0) ||
                                                 (every_steps > 0 && pos_.step % every_steps == 0)))
-    save_checkpoint(pos_, torch::zeros({}, e.loss_sum.options()));
+    save_checkpoint(pos_, whole ? torch::zeros({}, e.loss_sum.options()) : e.loss_sum);
 }
 
 void Trainer::end_interrupted_epoch(const EpochProgress& e) {
@@ -256,13 +285,25 @@ void Trainer::write_metrics(const EpochProgress& e, double train_loss, double te
                            {"comm_seconds", replica_.times().comm_seconds},
                            {"skipped_steps", pos_.skipped_steps}};
   record.update(noise_estimate());
+  record.update(pace(e.gain, pos_.progress));
   out_.run_dir->append_metrics(record);
+}
+
+void Trainer::report_epoch(const EpochProgress& e, double train_loss, const Evaluation& eval, double throughput) {
+  EpochReport report{e.epoch,     config_.train.epochs, e.lr, train_loss, eval.loss, eval.accuracy, throughput,
+                     since(e.start), ""};
+  if (schedule_.adaptive()) {
+    report.epochs = 0;  // the run ends on its progress, after an epoch count not known in advance
+    report.note = fmt::format("  gain {:.3g}  progress {:.0f}/{:g}", e.gain, pos_.progress, schedule_.progress_target());
+  }
+  progress_.epoch_done(report);
 }
 
 void Trainer::write_step(const StepRecord& record, double train_loss) {
   nlohmann::json line = {
       {"step", record.step}, {"epoch", record.epoch}, {"lr", record.lr}, {"train_loss", train_loss}};
   line.update(noise_estimate());
+  line.update(pace(record.gain, record.progress));
   out_.run_dir->append_step(line);
 }
 
@@ -273,6 +314,17 @@ nlohmann::json Trainer::noise_estimate() const {
   return {{"b_simple", b_simple ? nlohmann::json(*b_simple) : nullptr},
           {"noise_grad_sq", noise ? nlohmann::json(noise_scale_->gradient_squared_norm()) : nullptr},
           {"noise_trace_sigma", noise ? nlohmann::json(noise_scale_->trace_sigma()) : nullptr}};
+}
+
+// AdaScale's gain and progress; null under the fixed rules, whose schedule runs on steps.
+nlohmann::json Trainer::pace(double gain, double progress) const {
+  if (!schedule_.adaptive()) return {{"gain", nullptr}, {"progress", nullptr}};
+  return {{"gain", gain}, {"progress", progress}};
+}
+
+std::optional<GradientNoise> Trainer::gradient_noise() const {
+  if (!noise_scale_ || noise_scale_->state().samples == 0) return std::nullopt;
+  return GradientNoise{noise_scale_->gradient_squared_norm(), noise_scale_->trace_sigma()};
 }
 
 // One copy from the device for everything pending. The samples are folded in step order
@@ -368,6 +420,7 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"simulated_world_size", comm_.size() * sampler_.virtual_ranks()},
                             {"global_batch", sampler_.global_batch()},
                             {"lr_rule", to_string(config_.lr.rule)},
+                            {"optimizer", to_string(config_.optim.name)},
                             {"batch_norm", to_string(config_.model.batch_norm)},
                             {"base_lr", config_.optim.base_lr},
                             {"base_batch", config_.lr.base_batch},
@@ -389,6 +442,13 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"comm_seconds", pos_.comm_seconds},
                             {"wall_seconds", result.wall_seconds}};
   summary.update(noise_estimate());
+  // The gain as of the end, the progress made, its target, and the mean gain over the applied
+  // steps (the batch's effective scale): with `steps`, what AdaScale traded.
+  const int64_t applied = pos_.step - pos_.skipped_steps;
+  summary.update(pace(schedule_.gain(gradient_noise()), pos_.progress));
+  summary["progress_target"] = schedule_.adaptive() ? nlohmann::json(schedule_.progress_target()) : nullptr;
+  summary["mean_gain"] =
+      schedule_.adaptive() && applied > 0 ? nlohmann::json(pos_.progress / double(applied)) : nullptr;
   if (outcome_ == Outcome::NonFinite) {
     summary["nonfinite_step"] = nonfinite_step_;
     summary["last_good_step"] = pos_.step;

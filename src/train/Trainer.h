@@ -3,8 +3,9 @@
 // agreed stops (a signal, a step budget, a non-finite value). It sees the Communicator
 // interface only; which backend sits behind it was decided in set-up (train/Setup.h).
 //
-//   run:  for each epoch: begin_epoch, run_steps (take_step ...), end_epoch
-//         (evaluate, metrics, checkpoint); then the summary.
+//   run:  until the schedule says it is finished (train.epochs epochs; AdaScale: its
+//         progress target, possibly mid-epoch): begin_epoch, run_steps (take_step ...),
+//         end_epoch (evaluate, metrics, checkpoint); then the summary.
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -22,8 +23,9 @@
 #include "metrics/NoiseScale.h"
 #include "metrics/Progress.h"
 #include "metrics/RunDirectory.h"
-#include "schedule/LrSchedule.h"
+#include "schedule/TrainingSchedule.h"
 #include "train/Replica.h"
+#include "train/Evaluate.h"
 #include "train/TrainingState.h"
 
 namespace ddp {
@@ -81,6 +83,7 @@ class Trainer {
     torch::Tensor loss_sum;   // of the applied steps, on the device: read once an epoch
     int64_t counted = 0;      // applied steps
     double lr = 0;            // of the last step taken
+    double gain = 1;          // of the last step taken (the lr rule's factor; AdaScale's r)
     Clock::time_point start;
     torch::Tensor order;      // this rank's sample order for the epoch
   };
@@ -89,12 +92,14 @@ class Trainer {
     int64_t step = 0;           // steps done, this one included (as metrics.jsonl and checkpoints count)
     int64_t epoch = 0;          // 1-based, as in metrics.jsonl
     double lr = 0;
+    double gain = 0, progress = 0;  // the step's gain and the progress after it
     torch::Tensor mean_loss;    // over every (virtual) rank
     size_t noise_samples = 0;   // noise_samples_ taken up to this step: its line shows the estimate with them
   };
   // With deferred checks, where a NaN found at a check sends the loop back to.
   struct RollbackPoint {
     int64_t step = 0, step_in_epoch = 0, counted = 0;
+    double progress = 0;
     torch::Tensor loss_sum;
     size_t noise_samples = 0, step_records = 0;
   };
@@ -110,8 +115,12 @@ class Trainer {
   void add_epoch_times(double seconds);  // the epoch in progress, into the totals
   void write_metrics(const EpochProgress& e, double train_loss, double test_loss, double test_accuracy,
                      double samples_per_second);
+  void report_epoch(const EpochProgress& e, double train_loss, const Evaluation& eval, double throughput);
   void write_step(const StepRecord& record, double train_loss);
   nlohmann::json noise_estimate() const;  // the noise-scale keys of every output
+  nlohmann::json pace(double gain, double progress) const;  // AdaScale's gain and progress keys
+  // The smoothed noise estimate the lr rule may use; nullopt before the first measurement.
+  std::optional<GradientNoise> gradient_noise() const;
   // Reads the pending noise samples and step losses from the device, folds the samples into
   // the estimator and writes the pending steps.jsonl lines.
   void flush_measurements();
@@ -128,11 +137,12 @@ class Trainer {
   std::string dataset_name_;
   Split train_, test_;  // resident on the device: a step only gathers rows by index
   DistributedSampler sampler_;
-  LrSchedule schedule_;
+  TrainingSchedule schedule_;
   Replica replica_;
   Progress progress_;
   std::optional<GradientNoiseScale> noise_scale_;
   std::vector<NoiseSample> noise_samples_;  // measured, not yet read from the device
+  int64_t noise_every_;                     // measure every this many steps
   std::vector<StepRecord> step_records_;    // steps.jsonl lines not yet written
   int64_t check_every_;
   std::vector<std::string> hosts_;  // every rank's host name, in rank order

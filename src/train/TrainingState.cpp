@@ -8,7 +8,9 @@ namespace ddp {
 namespace {
 
 // Keys a resumed run may change without changing the experiment it continues.
-bool may_change_on_resume(const std::string& key) {
+bool may_change_on_resume(const std::string& key, const Config& config) {
+  // AdaScale's gain, and so its lr and length, is the smoothed noise estimate.
+  if (key == "metrics.noise_scale_decay" && config.lr.rule == ScalingRule::AdaScale) return false;
   for (const char* prefix : {"output.", "checkpoint.", "comm.", "runtime.", "metrics."})
     if (key.rfind(prefix, 0) == 0) return true;
   return key == "train.epochs" || key == "train.virtual_ranks" || key == "train.stop_after_steps" ||
@@ -16,9 +18,9 @@ bool may_change_on_resume(const std::string& key) {
 }
 
 template <class T>
-T read_meta(const TrainingCheckpoint& checkpoint, const std::string& source) {
+T read_meta(const nlohmann::json& meta, const std::string& source) {
   try {
-    return checkpoint.meta.get<T>();
+    return meta.get<T>();
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(source + ": checkpoint metadata incomplete: " + e.what());
   }
@@ -33,11 +35,17 @@ nlohmann::json checkpoint_meta(const RunIdentity& identity, const TrainingPositi
 }
 
 RunIdentity identity_of(const TrainingCheckpoint& checkpoint, const std::string& source) {
-  return read_meta<RunIdentity>(checkpoint, source);
+  return read_meta<RunIdentity>(checkpoint.meta, source);
 }
 
 TrainingPosition position_of(const TrainingCheckpoint& checkpoint, const std::string& source) {
-  return read_meta<TrainingPosition>(checkpoint, source);
+  // Written before AdaScale existed: no rule of that build had progress to carry.
+  if (checkpoint.meta.is_object() && !checkpoint.meta.contains("progress")) {
+    nlohmann::json meta = checkpoint.meta;
+    meta["progress"] = 0.0;
+    return read_meta<TrainingPosition>(meta, source);
+  }
+  return read_meta<TrainingPosition>(checkpoint.meta, source);
 }
 
 void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config& config, int world_size,
@@ -68,7 +76,7 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
   const Config saved = parse_config(was.config, source + " (saved config)");
   const auto before = config_entries(saved), now = config_entries(config);
   for (size_t i = 0; i < before.size(); ++i) {
-    if (before[i].second != now[i].second && !may_change_on_resume(before[i].first))
+    if (before[i].second != now[i].second && !may_change_on_resume(before[i].first, config))
       throw InputError(fmt::format("{}: key '{}' was {} when the checkpoint was written and is {} now; resuming "
                                    "would change the experiment (start a new output.dir instead)",
                                    source, before[i].first, before[i].second, now[i].second));

@@ -42,10 +42,13 @@ struct TrainingPosition {
   double train_seconds = 0, compute_seconds = 0, comm_seconds = 0;
   double final_test_accuracy = 0, final_test_loss = 0, final_train_loss = 0;  // of the last epoch
   GradientNoiseScale::State noise{};  // all zero where the noise scale is not measured
+  // lr.rule=adascale: the scale-invariant progress tau, in base-batch steps (the sum of the
+  // applied steps' gains); 0 under the other rules.
+  double progress = 0;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainingPosition, step, epoch, step_in_epoch, epoch_loss_sum,
                                    epoch_counted_steps, skipped_steps, train_seconds, compute_seconds, comm_seconds,
-                                   final_test_accuracy, final_test_loss, final_train_loss, noise)
+                                   final_test_accuracy, final_test_loss, final_train_loss, noise, progress)
 
 // The checkpoint metadata: identity and position side by side in one JSON object.
 nlohmann::json checkpoint_meta(const RunIdentity& identity, const TrainingPosition& position);

@@ -36,6 +36,8 @@ expect 2 "global batch 100 .*exceeds the training set of 64" -- "$DDP_TRAIN" --c
 expect 2 "key 'lr.warmup_epochs' is 2 but train.epochs is 1" -- "$DDP_TRAIN" --config "$cfg" lr.warmup_epochs=2
 expect 2 "^ddp-train: error: override 'train.on_nonfinite=skip' and override 'train.check_every=3': " -- "$DDP_TRAIN" train.on_nonfinite=skip train.check_every=3
 expect 2 "unknown key 'a.b.c'; the top level has the sections" -- "$DDP_TRAIN" a.b.c=1
+expect 2 "lr.rule=adascale takes no warmup" -- "$DDP_TRAIN" --config "$cfg" lr.rule=adascale lr.warmup_epochs=1
+expect 2 "adascale measures its gain .* set train.virtual_ranks=2" -- "$DDP_TRAIN" --config "$cfg" lr.rule=adascale lr.base_batch=4
 # Batch norm over a single sample normalises it to 0: local needs 2 per rank, sync 2 in the global batch.
 expect 2 "'model.batch_norm': expected one of none \| local \| sync, got 'global'" -- "$DDP_TRAIN" --config "$cfg" model.batch_norm=global
 expect 2 "key 'train.local_batch' is 1 but model.batch_norm=local" -- "$DDP_TRAIN" --config "$cfg" model.batch_norm=local train.local_batch=1

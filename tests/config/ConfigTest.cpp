@@ -101,11 +101,38 @@ TEST(Config, OutOfRangeAndBadChoicesAreRefused) {
   EXPECT_NE(error_of("optim: {momentum: 1.5}\n").find("'optim.momentum'"), std::string::npos);
   EXPECT_NE(error_of("optim: {base_lr: -0.1}\n").find("out of range"), std::string::npos);
   const std::string e = error_of("lr: {rule: cubic}\n");
-  EXPECT_NE(e.find("'lr.rule': expected one of none | linear | sqrt, got 'cubic'"), std::string::npos) << e;
+  EXPECT_NE(e.find("'lr.rule': expected one of none | linear | sqrt | adascale, got 'cubic'"), std::string::npos) << e;
   EXPECT_NE(error_of("data: {name: cifar}\n").find("'data.name'"), std::string::npos);
   EXPECT_NE(error_of("lr: {decay: step}\n").find("lr.step_every_epochs"), std::string::npos);
   EXPECT_NE(error_of("device: cpu\ncomm: {backend: nccl}\n").find("comm.backend"), std::string::npos);
   EXPECT_NE(error_of("optim: {nesterov: true}\n").find("'optim.nesterov' needs optim.momentum > 0"), std::string::npos);
+}
+
+TEST(Config, ReadsTheOptimizer) {
+  EXPECT_EQ(load_config("", {}).optim.name, OptimizerName::Sgd);
+  const Config c = load_config("", {"optim.name=lars", "optim.lars_eta=0.02"});
+  EXPECT_EQ(c.optim.name, OptimizerName::Lars);
+  EXPECT_DOUBLE_EQ(c.optim.lars_eta, 0.02);
+  EXPECT_DOUBLE_EQ(load_config("", {"optim.name=lars"}).optim.lars_eta, 0.001);
+  const std::string e = error_of("optim: {name: adam}\n");
+  EXPECT_NE(e.find("'optim.name': expected one of sgd | lars, got 'adam'"), std::string::npos) << e;
+  const std::string zero = error_of("optim: {name: lars, lars_eta: 0}\n");
+  EXPECT_NE(zero.find("test.yaml:1: key 'optim.lars_eta' must be > 0 when optim.name is lars"), std::string::npos)
+      << zero;
+}
+
+TEST(Config, AdaScaleTakesNoWarmupAndReadsEveryStep) {
+  EXPECT_EQ(load_config("", {"lr.rule=adascale"}).lr.rule, ScalingRule::AdaScale);
+  const std::string warmup = override_error_of({"lr.rule=adascale", "lr.warmup_epochs=1"});
+  EXPECT_TRUE(has(warmup, "override 'lr.rule=adascale' and override 'lr.warmup_epochs=1': lr.rule=adascale takes "
+                          "no warmup"))
+      << warmup;
+  EXPECT_TRUE(has(override_error_of({"lr.rule=adascale", "lr.warmup_steps=5"}), "takes no warmup"));
+  const std::string checks = override_error_of({"lr.rule=adascale", "train.check_every=10"});
+  EXPECT_TRUE(has(checks, "key 'train.check_every' is 10 but lr.rule=adascale reads every step")) << checks;
+  EXPECT_TRUE(has(override_error_of({"lr.rule=adascale", "model.batch_norm=sync"}),
+                  "lr.rule=adascale measures its gain from each rank's own gradient"));
+  EXPECT_EQ(load_config("", {"lr.rule=adascale", "model.batch_norm=local"}).model.batch_norm, BatchNorm::Local);
 }
 
 TEST(Config, BatchNormIsAModelKeyWithThreeModes) {
@@ -351,8 +378,8 @@ TEST(Config, SuggestionsOnlyForCloseNames) {
   const std::string far_override = override_error_of({"a.b.c=1"});
   EXPECT_FALSE(has(far_override, "did you mean")) << far_override;
   const std::string in_section = override_error_of({"optim.lr=1"});
-  EXPECT_TRUE(has(in_section, "unknown key 'optim.lr'; the keys of 'optim' are base_lr, momentum, weight_decay, "
-                              "nesterov"))
+  EXPECT_TRUE(has(in_section, "unknown key 'optim.lr'; the keys of 'optim' are name, base_lr, momentum, "
+                              "weight_decay, nesterov, lars_eta"))
       << in_section;
 }
 

@@ -29,6 +29,15 @@ for stop in 1 37 62 100 150; do
 done
 check "steps.jsonl has a line per step (186)" [ "$(wc -l <"$work/full/steps.jsonl")" -eq 186 ]
 
+# LARS: its state is SGD's momentum buffers, carried the same way.
+lars=(optim.name=lars optim.base_lr=1)
+train 2 "${setup[@]}" "${lars[@]}" output.dir="$work/lars"
+lars_reference=$(crc_of "$work/lars")
+train 2 "${setup[@]}" "${lars[@]}" output.dir="$work/lars-stop" train.stop_after_steps=37
+train 2 "${setup[@]}" "${lars[@]}" output.dir="$work/lars-stop" --resume
+check "LARS resumed after step 37 is bitwise equal ($(crc_of "$work/lars-stop") vs $lars_reference)" \
+  [ "$rc" -eq 0 -a "$(crc_of "$work/lars-stop")" = "$lars_reference" -a "$lars_reference" != "$reference" ]
+
 # Two stops in one run: resume, stop again, resume.
 train 2 "${setup[@]}" output.dir="$work/twice" train.stop_after_steps=40
 train 2 "${setup[@]}" output.dir="$work/twice" train.stop_after_steps=130 --resume

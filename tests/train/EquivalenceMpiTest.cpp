@@ -2,19 +2,22 @@
 // N ranks with local batch b for three epochs end with the same parameters as one rank
 // with batch N*b over the same samples in the same order, and as N/2 ranks simulating two
 // virtual ranks each; a run stopped and resumed from its checkpoint ends bitwise where an
-// uninterrupted one does. With batch norm: sync BN keeps the first equivalence (and one
-// rank x N virtual ranks), local BN does not, and resume stays bitwise with either. Runs
-// under mpiexec -n 2 and -n 4.
+// uninterrupted one does; AdaScale gives the same gains with real and virtual ranks and ends
+// on its progress. With batch norm: sync BN keeps the first equivalence (and one rank x N
+// virtual ranks), local BN does not, and resume stays bitwise with either. Runs under
+// mpiexec -n 2 and -n 4.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "comm/MpiCommunicator.h"
 #include "common/Files.h"
 #include "comm/MpiRuntime.h"
 #include "data/Dataset.h"
 #include "data/DistributedSampler.h"
+#include "metrics/RunDirectory.h"
 #include "schedule/LrSchedule.h"
 #include "train/Replica.h"
 #include "train/Trainer.h"
@@ -119,13 +122,12 @@ TEST(Equivalence, VirtualRanksMatchRealRanks) {
   MPI_Comm_free(&half_comm);
 }
 
-TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
+void expect_n_ranks_match_one_rank(const Config& config) {
   auto world = make_mpi_world_communicator();
   auto self = make_mpi_self_communicator();
   ASSERT_GT(world->size(), 1);
-  const int64_t b = 8;
+  const int64_t b = config.train.local_batch;
   const Dataset data = synthetic_dataset(200);
-  const Config config = equivalence_config(b);
   Trainer parallel(config, *world, data, torch::kCPU);
   const TrainingResult parallel_result = parallel.run();
 
@@ -141,6 +143,17 @@ TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) {
   // Training moved the parameters: the comparison is not between two initial states.
   const auto p = parallel.model()->parameters();
   for (size_t k = 0; k < p.size(); ++k) EXPECT_GT(relative_error(p[k], make_simple_nn(5)->parameters()[k]), 1e-3);
+}
+
+TEST(Equivalence, NRanksMatchOneRankWithTheGlobalBatch) { expect_n_ranks_match_one_rank(equivalence_config(8)); }
+
+// LARS's trust ratio is taken from the averaged gradient, so it is the same on every rank
+// and the same as one rank's with the global batch.
+TEST(Equivalence, LarsNRanksMatchOneRankWithTheGlobalBatch) {
+  Config config = equivalence_config(8);
+  config.optim.name = OptimizerName::Lars;
+  config.optim.base_lr = 0.5;  // a LARS step moves a weight matrix by about lr x eta of its norm
+  expect_n_ranks_match_one_rank(config);
 }
 
 // Sync BN normalises by the global batch's statistics: N ranks x b train as one rank with
@@ -252,6 +265,7 @@ void expect_resume_bitwise(Config config) {
   EXPECT_EQ(rest.summary["b_simple"], whole.summary["b_simple"]);
   EXPECT_EQ(rest.summary["final_train_loss"], whole.summary["final_train_loss"]);
   EXPECT_EQ(rest.summary["final_test_loss"], whole.summary["final_test_loss"]);
+  EXPECT_EQ(rest.summary["progress"], whole.summary["progress"]);
 }
 
 TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) { expect_resume_bitwise(equivalence_config(8)); }
@@ -259,6 +273,100 @@ TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) { expect_resume_
 // parameters_crc32 covers the BN's running statistics too, and the test loss reads them.
 TEST(Resume, WithLocalBatchNormStillBitwise) { expect_resume_bitwise(batch_norm_config(BatchNorm::Local)); }
 TEST(Resume, WithSyncBatchNormStillBitwise) { expect_resume_bitwise(batch_norm_config(BatchNorm::Sync)); }
+
+// LARS's state is SGD's momentum buffers: the checkpoint carries it as for SGD.
+TEST(Resume, StoppedAndResumedLarsMatchesAnUninterruptedOne) {
+  Config config = equivalence_config(8);
+  config.optim.name = OptimizerName::Lars;
+  config.optim.base_lr = 0.5;  // a LARS step moves a weight matrix by about lr x eta of its norm
+  expect_resume_bitwise(config);
+}
+
+Config adascale_config(int64_t b) {
+  Config config = equivalence_config(b);
+  config.lr.rule = ScalingRule::AdaScale;
+  config.lr.warmup_steps = 0;  // its gain is its warmup
+  config.optim.base_lr = 0.05;
+  return config;
+}
+
+// AdaScale's state is the noise estimate (its gain) and the progress tau, both in the checkpoint.
+TEST(Resume, StoppedAndResumedAdaScaleMatchesAnUninterruptedOne) { expect_resume_bitwise(adascale_config(8)); }
+
+// N real ranks vs one process standing for N ranks: the same micro-batch norms, so the same
+// gains, the same progress, the same number of steps and the same parameters.
+TEST(AdaScale, NRanksMatchOneProcessWithNVirtualRanks) {
+  auto world = make_mpi_world_communicator();
+  auto self = make_mpi_self_communicator();
+  const int n = world->size();
+  const Dataset data = synthetic_dataset(200);
+  const Config config = adascale_config(8);
+  Trainer real(config, *world, data, torch::kCPU);
+  const TrainingResult r = real.run();
+
+  Config virtual_config = config;
+  virtual_config.train.virtual_ranks = n;
+  Trainer simulated(virtual_config, *self, data, torch::kCPU);
+  const TrainingResult v = simulated.run();
+
+  ASSERT_EQ(v.summary["global_batch"], r.summary["global_batch"]);
+  ASSERT_EQ(v.summary["steps"], r.summary["steps"]);
+  for (const char* key : {"gain", "mean_gain", "progress", "b_simple"})
+    EXPECT_LT(relative_error(v.summary[key], r.summary[key]), 1e-4) << key << ": " << v.summary[key] << " vs "
+                                                                    << r.summary[key];
+  expect_parameters_near(simulated, real, 1e-5, world->rank());
+}
+
+std::vector<nlohmann::json> read_lines(const std::filesystem::path& file) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+// The run ends at the first step whose progress reaches the base batch's steps for
+// train.epochs, in between the linear rule's steps and the base batch's; every epoch's and
+// every step's line says the gain and the progress.
+TEST(AdaScale, EndsWhenItsProgressReachesTheBaseBatchsSteps) {
+  auto world = make_mpi_world_communicator();
+  const Dataset data = synthetic_dataset(200);
+  Config config = adascale_config(8);
+  config.metrics.every_steps = 1;
+  const std::string dir = world->allgather(world->rank() == 0 ? testing::TempDir() + "ddp-adascale-" +
+                                                                    std::to_string(getpid())
+                                                              : std::string())[0];
+  std::optional<RunDirectory> run_dir;
+  if (world->rank() == 0) run_dir.emplace(RunDirectory::create(dir));
+  Trainer trainer(config, *world, data, torch::kCPU, {run_dir ? &*run_dir : nullptr, nullptr});
+  const TrainingResult result = trainer.run();
+  const nlohmann::json& s = result.summary;
+
+  const double target = 3.0 * (200 / 8), scale = double(world->size());  // 3 epochs of the base batch: 75 steps
+  const int64_t steps = s["steps"];
+  ASSERT_EQ(s["progress_target"].get<double>(), target);
+  EXPECT_GE(s["progress"].get<double>(), target);
+  EXPECT_GT(steps, int64_t(target / scale)) << "fewer steps than the linear rule would need";
+  EXPECT_LT(steps, int64_t(target)) << "the gain grew above 1: fewer steps than the base batch takes";
+  EXPECT_GT(s["mean_gain"].get<double>(), 1.0);
+  EXPECT_LE(s["mean_gain"].get<double>(), scale);
+  if (world->rank() == 0) {
+    const auto epochs = read_lines(std::filesystem::path(dir) / "metrics.jsonl");
+    const auto lines = read_lines(std::filesystem::path(dir) / "steps.jsonl");
+    const int64_t steps_per_epoch = 200 / (8 * world->size());
+    EXPECT_EQ(int64_t(epochs.size()), (steps + steps_per_epoch - 1) / steps_per_epoch) << "the last one partial";
+    EXPECT_EQ(epochs.back()["progress"], s["progress"]);
+    EXPECT_EQ(epochs.back()["step"], steps);
+    ASSERT_EQ(int64_t(lines.size()), steps);
+    double progress = 0;
+    for (const auto& line : lines) {
+      progress += line["gain"].get<double>();
+      EXPECT_DOUBLE_EQ(line["progress"].get<double>(), progress) << "step " << line["step"];
+      EXPECT_NEAR(line["lr"].get<double>(), line["gain"].get<double>() * config.optim.base_lr, 1e-12);
+    }
+    EXPECT_LT(progress - lines.back()["gain"].get<double>(), target) << "it did not go on past its target";
+    std::filesystem::remove_all(dir);
+  }
+}
 
 // Deferred checks (train.check_every > 1), at the Replica: unchecked steps train exactly
 // as checked ones; a NaN on one rank only, in an unchecked step, is reported by the next
