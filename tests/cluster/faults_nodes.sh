@@ -19,7 +19,7 @@ node2_ns=$(netns_of node2)
 work=$(mktemp -d)
 # Whatever happens, node2's link comes back up (later checks, and cluster/stop, expect it).
 # A stopped or cut-off rank must not outlive a failed check either.
-trap 'ip -n "$node2_ns" link set eth0 up 2>/dev/null; pkill -9 -f "ddp-train.*$work"; rm -rf "$work"' EXIT
+trap 'ip -n "$node2_ns" link set eth0 up 2>/dev/null; pkill -9 -f "ddp-train.*$work" || true; rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 deadline=6
 crc_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['parameters_crc32'])" "$1/summary.json"; }
