@@ -21,11 +21,13 @@
 #include "schedule/LrSchedule.h"
 #include "train/Replica.h"
 #include "train/Trainer.h"
+#include "HalfWorld.h"
 #include "SyntheticData.h"
 
 namespace ddp {
 namespace {
 
+using testing_data::on_half_world;
 using testing_data::synthetic_dataset;
 using testing_data::synthetic_split;
 
@@ -101,13 +103,7 @@ TEST(Equivalence, VirtualRanksMatchRealRanks) {
   const TrainingResult real_result = real.run();
 
   // The first half of the ranks forms a world of N/2 processes, each standing for 2 ranks.
-  MPI_Comm half_comm;
-  const bool in_half = world->rank() < n / 2;
-  MPI_Comm_split(MPI_COMM_WORLD, in_half ? 0 : 1, world->rank(), &half_comm);
-  if (in_half) {
-    MpiCommunicator half(half_comm);
-    Config virtual_config = config;
-    virtual_config.train.virtual_ranks = 2;
+  on_half_world(*world, config, [&](Communicator& half, const Config& virtual_config) {
     Trainer simulated(virtual_config, half, data, torch::kCPU);
     const TrainingResult simulated_result = simulated.run();
     const nlohmann::json &r = real_result.summary, &v = simulated_result.summary;
@@ -118,8 +114,7 @@ TEST(Equivalence, VirtualRanksMatchRealRanks) {
     for (const char* key : {"noise_grad_sq", "noise_trace_sigma", "b_simple"})
       EXPECT_LT(relative_error(v[key], r[key]), 1e-3) << key << ": " << v[key] << " vs " << r[key];
     EXPECT_GT(r["noise_trace_sigma"].get<double>(), 0.0) << "micro-batch gradients should be noisier than the mean";
-  }
-  MPI_Comm_free(&half_comm);
+  });
 }
 
 void expect_n_ranks_match_one_rank(const Config& config) {
@@ -216,18 +211,11 @@ TEST(BatchNorm, LocalDiffersFromTheGlobalBatchButMatchesVirtualRanks) {
     apart += (p[k] - q[k]).square().sum().item<double>(), moved += (q[k] - initial[k]).square().sum().item<double>();
   EXPECT_GT(std::sqrt(apart / moved), 0.05) << "local BN over N ranks trained like one rank with the global batch";
 
-  MPI_Comm half_comm;
-  const bool in_half = world->rank() < n / 2;
-  MPI_Comm_split(MPI_COMM_WORLD, in_half ? 0 : 1, world->rank(), &half_comm);
-  if (in_half) {
-    MpiCommunicator half(half_comm);
-    Config virtual_config = config;
-    virtual_config.train.virtual_ranks = 2;
+  on_half_world(*world, config, [&](Communicator& half, const Config& virtual_config) {
     Trainer simulated(virtual_config, half, data, torch::kCPU);
     simulated.run();
     expect_state_near(simulated, parallel, 1e-5, world->rank(), "N/2 ranks x 2 virtual");
-  }
-  MPI_Comm_free(&half_comm);
+  });
 }
 
 // A stop mid-epoch (train.stop_after_steps) writes a checkpoint; a new Trainer resumed

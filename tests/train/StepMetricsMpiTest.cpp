@@ -15,12 +15,14 @@
 #include "schedule/LrSchedule.h"
 #include "train/Trainer.h"
 #include "train/TrainingState.h"
+#include "HalfWorld.h"
 #include "SyntheticData.h"
 
 namespace ddp {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_data::on_half_world;
 using testing_data::synthetic_dataset;
 
 Config step_metrics_config() {
@@ -129,21 +131,14 @@ TEST(StepMetrics, EveryStepHasItsLrAndTheLossOverAllRanksRealOrVirtual) {
   const TrainingResult real = train_into(real_dir, config, *world, data);
 
   // The first half of the ranks: N/2 processes of 2 virtual ranks each, the same global batch.
-  MPI_Comm half_comm;
-  const bool in_half = world->rank() < n / 2;
-  MPI_Comm_split(MPI_COMM_WORLD, in_half ? 0 : 1, world->rank(), &half_comm);
-  if (in_half) {
-    MpiCommunicator half(half_comm);
-    Config virtual_config = config;
-    virtual_config.train.virtual_ranks = 2;
+  on_half_world(*world, config, [&](Communicator& half, const Config& virtual_config) {
     const std::string virtual_dir = shared_temp_dir(half, "virtual");
     train_into(virtual_dir, virtual_config, half, data);
     if (world->rank() == 0) {
       check_real_against_virtual(real_dir, virtual_dir, real, config, data, n);
       fs::remove_all(virtual_dir);
     }
-  }
-  MPI_Comm_free(&half_comm);
+  });
   world->barrier();
   if (world->rank() == 0) fs::remove_all(real_dir);
 }
