@@ -62,6 +62,20 @@ def run_training(binary, config, overrides, ranks, run_dir, log_path, timeout_s,
     return status, summary
 
 
+def finished_run(binary, config, overrides, ranks, run_dir, log_path, kind="mpirun"):
+    """(status, summary) of a run an earlier invocation finished with this very command line,
+    or None: what `--reuse` keeps. The command line is the first line of its log (run_training
+    writes it)."""
+    summary = read_json(os.path.join(run_dir, "summary.json"))
+    if not summary or summary.get("outcome") not in ("completed", "nonfinite") or not os.path.exists(log_path):
+        return None
+    with open(log_path) as f:
+        first = f.readline().rstrip("\n")
+    if first != " ".join(shlex.quote(c) for c in training_command(binary, config, overrides, ranks, run_dir, kind)):
+        return None
+    return ("ok" if summary["outcome"] == "completed" else "diverged"), summary
+
+
 def read_json(path):
     try:
         with open(path) as f:
