@@ -30,7 +30,28 @@ assert len(table) == 3, f"expected a table row per global batch, got {len(table)
 for png in ("accuracy_vs_batch.png", "loss_curves.png", "throughput.png"):
     assert open(os.path.join(out, png), "rb").read(8) == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
 print("ok: study report has the expected shape")
+
+# The prediction was written before the sweep's first run ended, from the smallest batch only.
+import json, time
+prediction = json.load(open(os.path.join(out, "prediction.json")))
+assert prediction["global_batch"] == 32 and prediction["micro_batch"] == 16, prediction
+assert all(r["status"] == "ok" and r["b_simple_run"] > 0 for r in prediction["runs"]), prediction["runs"]
+written = time.mktime(time.strptime(prediction["written_at"], "%Y-%m-%d %H:%M:%S %Z"))
+first_sweep_end = min(os.path.getmtime(os.path.join(out, "runs", d, "summary.json"))
+                      for d in os.listdir(os.path.join(out, "runs")) if not d.startswith("predict-") and "." not in d)
+assert written <= first_sweep_end + 1, "the prediction was written after the sweep began"
+assert f"**Predicted critical batch ≈ {prediction['predicted_critical_batch']:.0f}**" in report, "no prediction line"
+assert "**Observed: `linear+warmup` first loses more than 2 points at global batch" in report, "no observation"
+assert "observed / predicted = " in report, "no ratio"
+print("ok: the critical batch was predicted before the sweep and compared after it")
 PY
+# --reuse keeps every finished run with the same command line, and the prediction's time.
+before=$(grep written_at "$out/prediction.json")
+launch/study configs/study-smoke.yaml --out "$out" --binary "$DDP_TRAIN" --reuse >"$out/reuse.log"
+[ "$(grep -c "reused: an earlier invocation" "$out/reuse.log")" -eq 7 ] || { cat "$out/reuse.log"; echo "FAIL: --reuse did not keep the prediction run and the 6 sweep runs"; exit 1; }
+[ "$(grep written_at "$out/prediction.json")" = "$before" ] || { echo "FAIL: --reuse restated the prediction"; exit 1; }
+grep -q "; 6 finished by an earlier invocation" "$out/report.md" || { echo "FAIL: the report does not count reused runs"; exit 1; }
+echo "ok: --reuse keeps finished runs"
 # A run that fails is reported and the study goes on (exit 1 at the end).
 cat >"$out/bad.yaml" <<'YAML'
 name: bad
