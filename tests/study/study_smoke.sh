@@ -27,7 +27,7 @@ assert len(epochs) == 6 * 2, f"expected 12 epoch rows, got {len(epochs)}"
 report = open(os.path.join(out, "report.md")).read()
 table = [l for l in report.splitlines() if l.startswith("| ") and "±" in l]
 assert len(table) == 3, f"expected a table row per global batch, got {len(table)}"
-for png in ("accuracy_vs_batch.png", "loss_curves.png", "throughput.png"):
+for png in ("accuracy_vs_batch.png", "accuracy_vs_steps.png", "loss_curves.png", "throughput.png"):
     assert open(os.path.join(out, png), "rb").read(8) == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
 print("ok: study report has the expected shape")
 
@@ -43,6 +43,7 @@ assert written <= first_sweep_end + 1, "the prediction was written after the swe
 assert f"**Predicted critical batch ≈ {prediction['predicted_critical_batch']:.0f}**" in report, "no prediction line"
 assert "**Observed: `linear+warmup` first loses more than 2 points at global batch" in report, "no observation"
 assert "observed / predicted = " in report, "no ratio"
+assert "## Which rule holds where" in report and "| linear+warmup | " in report, "no holds-where table"
 print("ok: the critical batch was predicted before the sweep and compared after it")
 PY
 # --reuse keeps every finished run with the same command line, and the prediction's time.
