@@ -53,6 +53,21 @@ def first_loss(accuracy_by_batch, threshold=LOSS_THRESHOLD):
     return next((b for b in batches[1:] if accuracy_by_batch[b] < reference - threshold), None)
 
 
+def interpolated_crossing(accuracy_by_batch, threshold=LOSS_THRESHOLD):
+    """Where the accuracy loss crosses `threshold` between the last batch that held and the first that
+    lost, interpolating the loss linearly in log2(batch); None when no batch lost. A finer reading
+    than first_loss, whose answer is only known to the sweep's spacing."""
+    lost = first_loss(accuracy_by_batch, threshold)
+    if lost is None:
+        return None
+    batches = sorted(b for b, a in accuracy_by_batch.items() if not math.isnan(a))
+    held = max(b for b in batches if b < lost)
+    reference = accuracy_by_batch[batches[0]]
+    drop_held, drop_lost = reference - accuracy_by_batch[held], reference - accuracy_by_batch[lost]
+    fraction = (threshold - drop_held) / (drop_lost - drop_held)
+    return 2 ** (math.log2(held) + fraction * (math.log2(lost) - math.log2(held)))
+
+
 def verdict(predicted, observed, previous_batch):
     """One line comparing the prediction with the observation. The observation is only known to lie
     between the last batch that held (previous_batch) and the first that lost (observed)."""

@@ -54,6 +54,14 @@ class ObservedBreak(unittest.TestCase):
         self.assertIsNone(cb.first_loss({64: 0.82, 128: 0.81}))
         self.assertIsNone(cb.first_loss({}))
 
+    def test_interpolated_crossing_lies_between_the_batches_in_log2(self):
+        # Loss 0.5 points at 512, 3.5 at 1024: 2 points is half-way in log2, at 512 * sqrt(2).
+        accuracy = {64: 0.820, 256: 0.818, 512: 0.815, 1024: 0.785}
+        self.assertAlmostEqual(cb.interpolated_crossing(accuracy), 512 * 2 ** 0.5)
+        self.assertIsNone(cb.interpolated_crossing({64: 0.82, 128: 0.81}))
+        # A batch that lost everything: the crossing sits just above the last batch that held.
+        self.assertLess(cb.interpolated_crossing({64: 0.82, 128: 0.82, 256: 0.10}), 128 * 1.03)
+
     def test_verdict_names_the_ratio_and_its_resolution(self):
         self.assertIn("1024 / 483 = 2.12: NOT within 2x", cb.verdict(483, 1024, 512))
         line = cb.verdict(483, 512, 256)
