@@ -44,6 +44,7 @@ assert f"**Predicted critical batch ≈ {prediction['predicted_critical_batch']:
 assert "**Observed: `linear+warmup` first loses more than 2 points at global batch" in report, "no observation"
 assert "observed / predicted = " in report, "no ratio"
 assert "## Which rule holds where" in report and "| linear+warmup | " in report, "no holds-where table"
+assert "## Notes (written by hand after the sweep, kept in the study config)\n\nSmoke notes: carried into the report." in report, "notes missing"
 print("ok: the critical batch was predicted before the sweep and compared after it")
 PY
 # --reuse keeps every finished run with the same command line, and the prediction's time.
