@@ -18,7 +18,9 @@ std::unique_ptr<Communicator> make_communicator(Backend backend, torch::Device d
   }
   if (!device.is_cuda()) throw InputError("comm.backend: nccl needs the model on CUDA (device=cuda)");
 #ifdef DDP_HAVE_NCCL
-  return std::make_unique<NcclCommunicator>(std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, DeadlineOptions{timeout_s}),
+  DeadlineOptions deadline;
+  deadline.timeout_s = timeout_s;
+  return std::make_unique<NcclCommunicator>(std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, deadline),
                                             timeout_s);
 #else
   throw InputError("comm.backend: nccl, but this build has no NCCL backend (configure with -DDDP_WITH_NCCL=ON)");

@@ -52,7 +52,9 @@ void MpiRuntime::abort_job(int exit_code) {
 }
 
 std::unique_ptr<Communicator> make_mpi_world_communicator(double timeout_s) {
-  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, DeadlineOptions{timeout_s});
+  DeadlineOptions deadline;
+  deadline.timeout_s = timeout_s;
+  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, deadline);
 }
 
 std::unique_ptr<Communicator> make_mpi_self_communicator() {

@@ -1,6 +1,7 @@
 #include "runtime/Device.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include "common/Errors.h"
 
@@ -26,6 +27,12 @@ int64_t resolve_check_every(const Config& config, torch::Device device) {
   // Both need every step's values on the host: skip to decide the update, AdaScale to set the next lr.
   if (config.train.on_nonfinite == NonFinitePolicy::Skip || config.lr.rule == ScalingRule::AdaScale) return 1;
   return device.is_cuda() ? 50 : 1;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  return name;
 }
 
 }  // namespace ddp

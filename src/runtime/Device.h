@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <string>
 
 #include "config/Config.h"
 
@@ -21,5 +22,8 @@ void set_compute_threads(int threads);
 // 50th on CUDA, where each read makes the host wait for the GPU; every step with
 // train.on_nonfinite=skip or lr.rule=adascale, which need each step's values anyway.
 int64_t resolve_check_every(const Config& config, torch::Device device);
+
+// This machine's host name: summaries and error messages name the host of each rank.
+std::string host_name();
 
 }  // namespace ddp

@@ -5,7 +5,6 @@
 // a plain socket over the interface Open MPI uses, and the all-reduce's share of it.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,12 +20,6 @@
 #include "tools/TcpLink.h"
 
 namespace {
-
-std::string host_name() {
-  char name[256] = {};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
 
 // Prints where each rank runs, so a launch over several hosts can be checked at a glance.
 void print_placement(const ddp::Communicator& comm, const std::vector<std::string>& hosts) {
@@ -108,7 +101,7 @@ int main(int argc, char** argv) {
     const torch::Device device = nccl ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
     auto comm = ddp::make_communicator(nccl ? ddp::Backend::Nccl : ddp::Backend::Mpi, device, 300.0);
     const int n = comm->size();
-    const auto hosts = comm->allgather(host_name());
+    const auto hosts = comm->allgather(ddp::host_name());
     // The peer for the raw TCP figure: the first rank on another host, else rank 1.
     int peer = n > 1 ? 1 : 0;
     for (int r = n - 1; r > 0; --r)

@@ -1,7 +1,6 @@
 #include "train/Trainer.h"
 
 #include <fmt/core.h>
-#include <unistd.h>
 
 #include <cstring>
 
@@ -14,12 +13,6 @@ namespace {
 
 double since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-std::string host_name() {
-  char name[256] = {};
-  gethostname(name, sizeof(name) - 1);
-  return name;
 }
 
 std::string rng_state() {
