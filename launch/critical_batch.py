@@ -38,19 +38,41 @@ def predict(noise_scales):
 def mean_accuracy(runs):
     """Mean final test accuracy of a batch's runs, a diverged run counted as chance; nan for none.
     runs: dicts with "status" ("ok", "diverged", or a failure) and "final_test_accuracy"."""
-    values = [float(r["final_test_accuracy"]) if r["status"] == "ok" else CHANCE
-              for r in runs if r["status"] in ("ok", "diverged")]
+    values = [CHANCE if r["status"] == "diverged" else float(r["final_test_accuracy"]) for r in runs
+              if r["status"] == "diverged" or (r["status"] == "ok" and r.get("final_test_accuracy") not in ("", None))]
     return sum(values) / len(values) if values else float("nan")
+
+
+def measured(accuracy_by_batch):
+    """The batches with a result, smallest first."""
+    return sorted(b for b, a in accuracy_by_batch.items() if not math.isnan(a))
+
+
+def reference_accuracy(accuracy_by_batch):
+    """The smallest batch's accuracy, which losses are counted from; None when that batch has no
+    result or learnt nothing (chance or below): nothing can be lost from it."""
+    if not accuracy_by_batch:
+        return None
+    accuracy = accuracy_by_batch[min(accuracy_by_batch)]
+    return None if math.isnan(accuracy) or accuracy <= CHANCE else accuracy
 
 
 def first_loss(accuracy_by_batch, threshold=LOSS_THRESHOLD):
     """The smallest global batch whose accuracy is more than `threshold` below the smallest batch's,
-    or None. accuracy_by_batch: {global batch: mean accuracy}; a batch without a result is skipped."""
-    batches = sorted(b for b, a in accuracy_by_batch.items() if not math.isnan(a))
-    if not batches:
+    or None. accuracy_by_batch: {global batch: mean accuracy (nan: no result, skipped)}."""
+    reference = reference_accuracy(accuracy_by_batch)
+    if reference is None:
         return None
-    reference = accuracy_by_batch[batches[0]]
-    return next((b for b in batches[1:] if accuracy_by_batch[b] < reference - threshold), None)
+    return next((b for b in measured(accuracy_by_batch)[1:] if accuracy_by_batch[b] < reference - threshold), None)
+
+
+def last_held(accuracy_by_batch, threshold=LOSS_THRESHOLD):
+    """The largest batch with a result below the first that lost (the largest of all when none lost);
+    None without a reference accuracy."""
+    if reference_accuracy(accuracy_by_batch) is None:
+        return None
+    lost = first_loss(accuracy_by_batch, threshold)
+    return max(b for b in measured(accuracy_by_batch) if lost is None or b < lost)
 
 
 def interpolated_crossing(accuracy_by_batch, threshold=LOSS_THRESHOLD):
@@ -60,9 +82,7 @@ def interpolated_crossing(accuracy_by_batch, threshold=LOSS_THRESHOLD):
     lost = first_loss(accuracy_by_batch, threshold)
     if lost is None:
         return None
-    batches = sorted(b for b, a in accuracy_by_batch.items() if not math.isnan(a))
-    held = max(b for b in batches if b < lost)
-    reference = accuracy_by_batch[batches[0]]
+    held, reference = last_held(accuracy_by_batch, threshold), reference_accuracy(accuracy_by_batch)
     drop_held, drop_lost = reference - accuracy_by_batch[held], reference - accuracy_by_batch[lost]
     fraction = (threshold - drop_held) / (drop_lost - drop_held)
     return 2 ** (math.log2(held) + fraction * (math.log2(lost) - math.log2(held)))
@@ -80,4 +100,4 @@ def verdict(predicted, observed, previous_batch):
     within = 0.5 <= ratio <= 2
     return (f"observed / predicted = {observed} / {predicted:.0f} = {ratio:.2f}: "
             f"{'within' if within else 'NOT within'} 2x (the break lies between batch {previous_batch} "
-            f"and {observed}, so the ratio is known to a factor {observed / previous_batch:.0f})")
+            f"and {observed}, so the ratio is known to a factor {observed / previous_batch:.2g})")

@@ -46,6 +46,9 @@ class ObservedBreak(unittest.TestCase):
                 {"status": "exit 1", "final_test_accuracy": ""}]
         self.assertAlmostEqual(cb.mean_accuracy(runs), (0.8 + cb.CHANCE) / 2)
         self.assertTrue(math.isnan(cb.mean_accuracy([{"status": "timeout"}])))
+        # A completed run without an accuracy (an old summary) is left out, not a crash.
+        self.assertAlmostEqual(cb.mean_accuracy([{"status": "ok", "final_test_accuracy": ""},
+                                                 {"status": "ok", "final_test_accuracy": "0.5"}]), 0.5)
 
     def test_first_batch_more_than_two_points_below_the_smallest(self):
         accuracy = {64: 0.820, 128: 0.805, 256: 0.800, 512: 0.799, 1024: 0.70}
@@ -53,6 +56,21 @@ class ObservedBreak(unittest.TestCase):
         self.assertEqual(cb.first_loss({64: 0.82, 128: float("nan"), 256: 0.5}), 256)
         self.assertIsNone(cb.first_loss({64: 0.82, 128: 0.81}))
         self.assertIsNone(cb.first_loss({}))
+
+    def test_a_failed_batch_in_the_middle_is_skipped_everywhere(self):
+        accuracy = {64: 0.82, 128: 0.815, 256: float("nan"), 512: 0.70}
+        self.assertEqual(cb.first_loss(accuracy), 512)
+        self.assertEqual(cb.last_held(accuracy), 128)  # not the failed 256
+        crossing = cb.interpolated_crossing(accuracy)
+        self.assertTrue(128 < crossing < 512, crossing)
+
+    def test_nothing_is_lost_from_a_smallest_batch_that_failed_or_learnt_nothing(self):
+        for smallest in (float("nan"), cb.CHANCE, 0.05):
+            accuracy = {64: smallest, 128: 0.80, 256: 0.10}
+            self.assertIsNone(cb.first_loss(accuracy))
+            self.assertIsNone(cb.last_held(accuracy))
+            self.assertIsNone(cb.interpolated_crossing(accuracy))
+        self.assertEqual(cb.last_held({64: 0.82, 128: 0.81}), 128)  # none lost: the largest held
 
     def test_interpolated_crossing_lies_between_the_batches_in_log2(self):
         # Loss 0.5 points at 512, 3.5 at 1024: 2 points is half-way in log2, at 512 * sqrt(2).
@@ -68,6 +86,10 @@ class ObservedBreak(unittest.TestCase):
         self.assertIn("= 1.06: within 2x", line)
         self.assertIn("between batch 256 and 512", line)
         self.assertIn("cannot be checked", cb.verdict(483, None, None))
+        self.assertIn(": within 2x", cb.verdict(100, 200, 100))  # the bounds count as within
+        self.assertIn(": within 2x", cb.verdict(400, 200, 100))
+        self.assertIn("NOT within", cb.verdict(401, 200, 100))
+        self.assertIn("known to a factor 1.2", cb.verdict(100, 150, 128))  # not rounded to 1
         self.assertIn("no prediction", cb.verdict(None, 512, 256))
 
 

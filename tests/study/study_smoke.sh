@@ -32,11 +32,11 @@ for png in ("accuracy_vs_batch.png", "accuracy_vs_steps.png", "loss_curves.png",
 print("ok: study report has the expected shape")
 
 # The prediction was written before the sweep's first run ended, from the smallest batch only.
-import json, time
+import calendar, json, time
 prediction = json.load(open(os.path.join(out, "prediction.json")))
 assert prediction["global_batch"] == 32 and prediction["micro_batch"] == 16, prediction
 assert all(r["status"] == "ok" and r["b_simple_run"] > 0 for r in prediction["runs"]), prediction["runs"]
-written = time.mktime(time.strptime(prediction["written_at"], "%Y-%m-%d %H:%M:%S %Z"))
+written = calendar.timegm(time.strptime(prediction["written_at"], "%Y-%m-%d %H:%M:%S UTC"))
 first_sweep_end = min(os.path.getmtime(os.path.join(out, "runs", d, "summary.json"))
                       for d in os.listdir(os.path.join(out, "runs")) if not d.startswith("predict-") and "." not in d)
 assert written <= first_sweep_end + 1, "the prediction was written after the sweep began"
@@ -44,7 +44,7 @@ assert f"**Predicted critical batch ≈ {prediction['predicted_critical_batch']:
 assert "**Observed: `linear+warmup` first loses more than 2 points at global batch" in report, "no observation"
 assert "observed / predicted = " in report, "no ratio"
 assert "## Which rule holds where" in report and "| linear+warmup | " in report, "no holds-where table"
-assert "## Notes (written by hand after the sweep, kept in the study config)\n\nSmoke notes: carried into the report." in report, "notes missing"
+assert "## Notes (written by hand, kept in the study config)\n\nSmoke notes: carried into the report." in report, "notes missing"
 print("ok: the critical batch was predicted before the sweep and compared after it")
 PY
 # --reuse keeps every finished run with the same command line, and the prediction's time.
@@ -54,6 +54,21 @@ launch/study configs/study-smoke.yaml --out "$out" --binary "$DDP_TRAIN" --reuse
 [ "$(grep written_at "$out/prediction.json")" = "$before" ] || { echo "FAIL: --reuse restated the prediction"; exit 1; }
 grep -q "; 6 finished by an earlier invocation" "$out/report.md" || { echo "FAIL: the report does not count reused runs"; exit 1; }
 echo "ok: --reuse keeps finished runs"
+# A prediction added to a study whose sweep already ran cannot claim to precede it.
+grep -v "^prediction:" configs/study-smoke.yaml >"$out/no-prediction.yaml"
+launch/study "$out/no-prediction.yaml" --out "$out/late" --binary "$DDP_TRAIN" >"$out/late.log"
+launch/study configs/study-smoke.yaml --out "$out/late" --binary "$DDP_TRAIN" --reuse >"$out/late.log"
+# (written_at has whole seconds: the runs of the last second may not count, hence [0-9]+)
+grep -Eq "warning: [0-9]+ sweep runs \(reused\) finished before the prediction was written" "$out/late.log" \
+  || { cat "$out/late.log"; echo "FAIL: no warning for a prediction written after the sweep"; exit 1; }
+grep -Eq "after [0-9]+ sweep runs reused from an earlier invocation had finished: it was not stated before them" \
+  "$out/late/report.md" || { echo "FAIL: the report claims a late prediction came first"; exit 1; }
+echo "ok: a prediction written after the sweep says so"
+# A changed override is a different run: --reuse must not keep it.
+sed 's/train.epochs=2/train.epochs=1/' configs/study-smoke.yaml >"$out/changed.yaml"
+launch/study "$out/changed.yaml" --out "$out/late" --binary "$DDP_TRAIN" --reuse >"$out/changed.log"
+! grep -q "reused:" "$out/changed.log" || { echo "FAIL: --reuse kept runs whose overrides changed"; exit 1; }
+echo "ok: --reuse reruns what changed"
 # A run that fails is reported and the study goes on (exit 1 at the end).
 cat >"$out/bad.yaml" <<'YAML'
 name: bad
