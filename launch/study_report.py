@@ -204,10 +204,11 @@ def write_report(study, out, rows, epochs, command_line, date, prediction=None, 
     # Where linear scaling (with warmup where the study has it) first loses accuracy.
     reference_rule = (prediction or {}).get("rule") or next((r for r in ("linear+warmup", "linear")
                                                              if r in sweep.rules), None)
-    drop_batch = critical_batch.first_loss(sweep.accuracy_by_batch(reference_rule)) if reference_rule else None
+    by_batch = sweep.accuracy_by_batch(reference_rule) if reference_rule else {}
+    drop_batch = critical_batch.first_loss(by_batch)
     if prediction:
         lines += prediction_lines(prediction, predated) + observation_lines(prediction["predicted_critical_batch"],
-                                                                  reference_rule, sweep.accuracy_by_batch(reference_rule))
+                                                                            reference_rule, by_batch)
     if study["notes"]:
         # Written by hand after reading a finished sweep; the study config keeps them so that a
         # regenerated report keeps them too, marked as what they are.
