@@ -82,26 +82,26 @@ std::string CollectiveDeadline::number_and_host(int rank) const {
   return size_t(rank) < hosts_.size() ? fmt::format("{} ({})", rank, hosts_[size_t(rank)]) : std::to_string(rank);
 }
 
-void CollectiveDeadline::wait(MPI_Request& request, const char* what) {
+void CollectiveDeadline::wait_all(MPI_Request* requests, int count, const char* what) {
   const int64_t seq = ++entered_;
   for (int i = 0; i < kPollsBeforeClock; ++i)
-    if (done(request)) return;
-  wait_long(request, what, seq);
+    if (done(requests, count)) return;
+  wait_long(requests, count, what, seq);
 }
 
-bool CollectiveDeadline::done(MPI_Request& request) {
+bool CollectiveDeadline::done(MPI_Request* requests, int count) {
   int flag = 0;
-  DDP_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+  DDP_MPI_CHECK(MPI_Testall(count, requests, &flag, MPI_STATUSES_IGNORE));
   return flag != 0;
 }
 
-void CollectiveDeadline::wait_long(MPI_Request& request, const char* what, int64_t seq) {
+void CollectiveDeadline::wait_long(MPI_Request* requests, int count, const char* what, int64_t seq) {
   Clock::time_point start = Clock::now(), last = start;
   const Seconds timeout(options_.timeout_s);
   Clock::time_point next_say = start + beat();
   Clock::duration nap = kFirstNap;
   bool warned = false;
-  while (!done(request)) {
+  while (!done(requests, count)) {
     const Clock::time_point now = Clock::now();
     // Time spent stopped (SIGSTOP, Slurm's scontrol suspend) is no wait: the ranks of a
     // job suspended and resumed would otherwise all find their deadline past.
@@ -125,7 +125,7 @@ void CollectiveDeadline::wait_long(MPI_Request& request, const char* what, int64
                        late.empty() ? std::string("a transfer (every rank has arrived)") : names_of(late),
                        seconds_text(options_.timeout_s)));
     }
-    if (waited >= timeout) expire(request, what, seq, now);
+    if (waited >= timeout) expire(requests, count, what, seq, now);
     std::this_thread::sleep_for(nap);
     nap = std::min<Clock::duration>(nap * 2, kLongestNap);
   }
@@ -188,7 +188,8 @@ void CollectiveDeadline::warn(const std::string& line) const {
   std::fflush(stderr);
 }
 
-void CollectiveDeadline::expire(MPI_Request& request, const char* what, int64_t seq, Clock::time_point now) {
+void CollectiveDeadline::expire(MPI_Request* requests, int count, const char* what, int64_t seq,
+                                Clock::time_point now) {
   const std::vector<int> late = not_arrived(seq, now);
   const std::string why = fmt::format(
       "{}: {} did not complete within {} (comm.timeout_s): {}", name_of(rank_), label(what, seq),
@@ -196,8 +197,10 @@ void CollectiveDeadline::expire(MPI_Request& request, const char* what, int64_t 
       late.empty() ? std::string("every rank arrived, but a transfer never finished")
                    : names_of(late) + " did not arrive");
   if (options_.throw_on_timeout) {
-    abandoned_.push_back(request);
-    request = MPI_REQUEST_NULL;
+    for (int i = 0; i < count; ++i) {
+      if (requests[i] != MPI_REQUEST_NULL) abandoned_.push_back(requests[i]);
+      requests[i] = MPI_REQUEST_NULL;
+    }
     throw CollectiveTimeout(why);
   }
   std::fprintf(stderr, "ddp-train: error: %s; ending the job\n", why.c_str());

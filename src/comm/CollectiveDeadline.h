@@ -49,7 +49,9 @@ class CollectiveDeadline {
 
   // Waits for `request` of the next collective on this communicator (every rank calls
   // this in the same order); `what` names it ("allreduce") in messages.
-  void wait(MPI_Request& request, const char* what);
+  void wait(MPI_Request& request, const char* what) { wait_all(&request, 1, what); }
+  // The same for `count` collectives posted together: one number, one deadline for all.
+  void wait_all(MPI_Request* requests, int count, const char* what);
 
   void set_step(int64_t step) { step_ = step; }
   void set_timeout(double seconds) { options_.timeout_s = seconds; }
@@ -66,8 +68,9 @@ class CollectiveDeadline {
     MPI_Request send = MPI_REQUEST_NULL;
   };
 
-  bool done(MPI_Request& request);
-  void wait_long(MPI_Request& request, const char* what, int64_t seq);
+  bool done(MPI_Request& request) { return done(&request, 1); }
+  bool done(MPI_Request* requests, int count);
+  void wait_long(MPI_Request* requests, int count, const char* what, int64_t seq);
   void say(int64_t seq);
   void listen(Clock::time_point now);
   std::vector<int> not_arrived(int64_t seq, Clock::time_point now) const;
@@ -76,7 +79,7 @@ class CollectiveDeadline {
   std::string label(const char* what, int64_t seq) const;
   Clock::duration beat() const;
   void warn(const std::string& line) const;
-  [[noreturn]] void expire(MPI_Request& request, const char* what, int64_t seq, Clock::time_point now);
+  [[noreturn]] void expire(MPI_Request* requests, int count, const char* what, int64_t seq, Clock::time_point now);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;

@@ -41,7 +41,14 @@ class Communicator {
   // on MPI (CPU) the tensor holds it; on NCCL the collective is enqueued on the CUDA stream
   // that the model's kernels use, so any later kernel sees the result, while a host read
   // (.item(), .cpu()) waits for it as it waits for any kernel.
+  // Float16 and BFloat16 are summed in their own precision, as NCCL does (each partial sum
+  // rounded to the type): a sum of halves can overflow where float32's would not.
   virtual void allreduce(torch::Tensor& tensor, ReduceOp op) = 0;
+  // Several in-place all-reduces in one go, each as above (dtypes may differ): posted together
+  // and waited for together, so their latencies overlap instead of adding up (MPI: one
+  // non-blocking collective each, waited for as one; NCCL: one group). Every rank passes the
+  // same list in the same order.
+  virtual void allreduce(std::vector<torch::Tensor>& tensors, ReduceOp op) = 0;
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
 
   // Host-side control messages (consistency checks, agreement), whatever the backend.

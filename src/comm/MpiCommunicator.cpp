@@ -14,17 +14,47 @@ MPI_Datatype mpi_type(const torch::Tensor& t) {
     case torch::kInt32: return MPI_INT32_T;
     case torch::kInt64: return MPI_INT64_T;
     case torch::kUInt8: return MPI_UINT8_T;
+    // MPI has no 16-bit float type (Open MPI 4): the bytes travel as 16-bit words, and the
+    // sum is a user-defined operation (half_sum_op) that knows what they are.
+    case torch::kFloat16:
+    case torch::kBFloat16: return MPI_UINT16_T;
     default: throw std::invalid_argument(std::string("MpiCommunicator: unsupported dtype ") +
                                          std::string(c10::toString(t.scalar_type())));
   }
 }
 
-MPI_Op mpi_op(ReduceOp op) {
+// inout += in for `length` elements of a 16-bit float type, in that type's precision (each
+// sum rounded to it, as NCCL's half and bfloat16 sums): what a rank receives from a peer.
+template <c10::ScalarType type>
+void sum_16bit(void* in, void* inout, int* length, MPI_Datatype*) {
+  torch::Tensor into = torch::from_blob(inout, {*length}, type);
+  into.add_(torch::from_blob(in, {*length}, type));
+}
+
+// The summing operation of a 16-bit float type, created once per process after MPI_Init.
+MPI_Op half_sum_op(torch::ScalarType type) {
+  static const MPI_Op float16 = [] {
+    MPI_Op op;
+    MPI_Op_create(&sum_16bit<torch::kFloat16>, /*commute=*/1, &op);
+    return op;
+  }();
+  static const MPI_Op bfloat16 = [] {
+    MPI_Op op;
+    MPI_Op_create(&sum_16bit<torch::kBFloat16>, /*commute=*/1, &op);
+    return op;
+  }();
+  return type == torch::kFloat16 ? float16 : bfloat16;
+}
+
+MPI_Op mpi_op(ReduceOp op, const torch::Tensor& t) {
+  const bool half = t.scalar_type() == torch::kFloat16 || t.scalar_type() == torch::kBFloat16;
   switch (op) {
     case ReduceOp::Sum:
-    case ReduceOp::Average: return MPI_SUM;  // averaged after the sum
-    case ReduceOp::Max: return MPI_MAX;
-    case ReduceOp::Min: return MPI_MIN;
+    case ReduceOp::Average: return half ? half_sum_op(t.scalar_type()) : MPI_SUM;  // averaged after the sum
+    case ReduceOp::Max:
+    case ReduceOp::Min:
+      if (half) throw std::invalid_argument("MpiCommunicator::allreduce: Max and Min on 16-bit floats");
+      return op == ReduceOp::Max ? MPI_MAX : MPI_MIN;
   }
   return MPI_SUM;
 }
@@ -49,15 +79,27 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, DeadlineOptions deadline)
 }
 
 void MpiCommunicator::allreduce(torch::Tensor& tensor, ReduceOp op) {
-  require_cpu_contiguous(tensor, "allreduce");
-  if (op == ReduceOp::Average && !tensor.is_floating_point())
-    throw std::invalid_argument("MpiCommunicator::allreduce: Average needs a floating-point tensor");
-  if (size_ == 1) return;  // nothing to combine; skips even the in-place copy
-  MPI_Request request;
-  DDP_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tensor.data_ptr(), int(tensor.numel()), mpi_type(tensor), mpi_op(op),
-                               comm_, &request));
-  deadline_.wait(request, "allreduce");
-  if (op == ReduceOp::Average) tensor.div_(size_);
+  std::vector<torch::Tensor> one{tensor};
+  allreduce(one, op);
+}
+
+void MpiCommunicator::allreduce(std::vector<torch::Tensor>& tensors, ReduceOp op) {
+  for (const auto& tensor : tensors) {
+    require_cpu_contiguous(tensor, "allreduce");
+    if (op == ReduceOp::Average && !tensor.is_floating_point())
+      throw std::invalid_argument("MpiCommunicator::allreduce: Average needs a floating-point tensor");
+  }
+  if (size_ == 1 || tensors.empty()) return;  // nothing to combine; skips even the in-place copy
+  // Every type and operation is checked before the first is posted: none may be left in flight.
+  std::vector<std::pair<MPI_Datatype, MPI_Op>> kinds;
+  for (const auto& tensor : tensors) kinds.emplace_back(mpi_type(tensor), mpi_op(op, tensor));
+  std::vector<MPI_Request> requests(tensors.size(), MPI_REQUEST_NULL);
+  for (size_t k = 0; k < tensors.size(); ++k)
+    DDP_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tensors[k].data_ptr(), int(tensors[k].numel()), kinds[k].first,
+                                 kinds[k].second, comm_, &requests[k]));
+  deadline_.wait_all(requests.data(), int(requests.size()), "allreduce");
+  if (op == ReduceOp::Average)
+    for (auto& tensor : tensors) tensor.div_(size_);
 }
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {

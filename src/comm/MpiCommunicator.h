@@ -21,6 +21,7 @@ class MpiCommunicator final : public Communicator {
   torch::Device device() const override { return torch::kCPU; }
 
   void allreduce(torch::Tensor& tensor, ReduceOp op) override;
+  void allreduce(std::vector<torch::Tensor>& tensors, ReduceOp op) override;
   void broadcast(torch::Tensor& tensor, int root) override;
   void barrier() override;
   std::vector<std::string> allgather(const std::string& value) override;

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "comm/AwaitCompletion.h"
+
 
 #define DDP_CUDA_CHECK(call)                                                                             \
   do {                                                                                                   \
@@ -12,18 +14,14 @@
                                ":" + std::to_string(__LINE__) + ": " + cudaGetErrorString(ddp_cuda_rc)); \
   } while (0)
 
-// `also_ok`: a second acceptable result. A communicator made non-blocking answers
-// ncclInProgress while an operation is still being enqueued; errors after that surface
-// through ncclCommGetAsyncError (the watchdog).
-#define DDP_NCCL_RESULT_CHECK(call, also_ok)                                                             \
+// For the calls that do not touch the communicator (ncclGetUniqueId): blocking by nature.
+#define DDP_NCCL_CHECK(call)                                                                             \
   do {                                                                                                   \
     const ncclResult_t ddp_nccl_rc = (call);                                                             \
-    if (ddp_nccl_rc != ncclSuccess && ddp_nccl_rc != (also_ok))                                          \
+    if (ddp_nccl_rc != ncclSuccess)                                                                      \
       throw std::runtime_error("rank " + std::to_string(rank()) + ": " #call " failed at " + __FILE__ + \
                                ":" + std::to_string(__LINE__) + ": " + ncclGetErrorString(ddp_nccl_rc)); \
   } while (0)
-#define DDP_NCCL_CHECK(call) DDP_NCCL_RESULT_CHECK(call, ncclSuccess)
-#define DDP_NCCL_ENQUEUE(call) DDP_NCCL_RESULT_CHECK(call, ncclInProgress)
 
 namespace ddp {
 namespace {
@@ -83,23 +81,69 @@ NcclCommunicator::NcclCommunicator(std::unique_ptr<MpiCommunicator> bootstrap, d
   // must not leave the others inside ncclCommInitRank for good.
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
-  ncclResult_t state = ncclCommInitRankConfig(&comm_, size(), id, rank(), &config);
-  const auto start = std::chrono::steady_clock::now();
-  while (state == ncclInProgress) {
-    if (std::chrono::steady_clock::now() - start > timeout_) {
+  const ncclResult_t answer = ncclCommInitRankConfig(&comm_, size(), id, rank(), &config);
+  ncclResult_t state = answer;
+  if (answer == ncclInProgress) {
+    const AwaitResult waited = await_completion(
+        [&] {
+          ncclCommGetAsyncError(comm_, &state);
+          return state == ncclInProgress ? OperationState::InProgress
+                 : state == ncclSuccess  ? OperationState::Done
+                                         : OperationState::Failed;
+        },
+        timeout_.count());
+    if (waited.outcome == AwaitOutcome::Expired) {
       ncclCommAbort(comm_);
+      comm_ = nullptr;
       throw std::runtime_error("rank " + std::to_string(rank()) + ": ncclCommInitRank did not finish within " +
                                std::to_string(timeout_.count()) + " s (comm.timeout_s)");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    ncclCommGetAsyncError(comm_, &state);
   }
   if (state != ncclSuccess) {
     if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
     throw std::runtime_error("rank " + std::to_string(rank()) + ": ncclCommInitRank failed: " +
                              ncclGetErrorString(state));
   }
   watchdog_ = std::thread([this] { watchdog(); });
+}
+
+void NcclCommunicator::settle_answer(ncclResult_t answer, const std::function<ncclResult_t()>& async_error,
+                                     double timeout_s, const std::string& what, int rank,
+                                     const std::function<void(const std::string&)>& expire) {
+  const auto failed = [&](ncclResult_t code) {
+    return std::runtime_error("rank " + std::to_string(rank) + ": " + what + " failed: " + ncclGetErrorString(code));
+  };
+  if (answer == ncclSuccess) return;
+  if (answer != ncclInProgress) throw failed(answer);
+  ncclResult_t state = ncclInProgress;
+  const AwaitResult waited = await_completion(
+      [&] {
+        state = async_error();
+        return state == ncclInProgress ? OperationState::InProgress
+               : state == ncclSuccess  ? OperationState::Done
+                                       : OperationState::Failed;
+      },
+      timeout_s);
+  switch (waited.outcome) {
+    case AwaitOutcome::Done: return;
+    case AwaitOutcome::Failed: throw failed(state);
+    case AwaitOutcome::Expired:
+      expire(what + " was still in progress (ncclInProgress) after " + std::to_string(timeout_s) +
+             " s (comm.timeout_s); a peer rank is probably dead or stuck");
+      throw std::logic_error("settle_answer: expire returned");  // not reached: expire ends the job
+  }
+}
+
+void NcclCommunicator::settle(ncclResult_t answer, const char* what) {
+  settle_answer(
+      answer,
+      [this] {
+        ncclResult_t state = ncclSuccess;
+        const ncclResult_t queried = ncclCommGetAsyncError(comm_, &state);
+        return queried == ncclSuccess ? state : queried;
+      },
+      timeout_.count(), what, rank(), [this](const std::string& why) { fail(why); });
 }
 
 NcclCommunicator::~NcclCommunicator() {
@@ -108,7 +152,16 @@ NcclCommunicator::~NcclCommunicator() {
   if (watchdog_.joinable()) watchdog_.join();
   for (auto& p : pending_) cudaEventDestroy(p.done);
   for (auto event : free_events_) cudaEventDestroy(event);
-  if (comm_) ncclCommDestroy(comm_);
+  if (!comm_) return;
+  // A non-blocking communicator finishes its outstanding work in ncclCommFinalize, which may
+  // answer ncclInProgress: settled like any call, and aborted instead if it cannot finish.
+  try {
+    settle(ncclCommFinalize(comm_), "ncclCommFinalize");
+    ncclCommDestroy(comm_);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ddp-train: rank %d: %s; aborting the NCCL communicator\n", rank(), e.what());
+    ncclCommAbort(comm_);
+  }
 }
 
 void NcclCommunicator::track(const char* what) {
@@ -162,18 +215,35 @@ void NcclCommunicator::watchdog() {
 }
 
 void NcclCommunicator::allreduce(void* data, size_t count, ncclDataType_t type, ReduceOp op) {
-  DDP_NCCL_ENQUEUE(ncclAllReduce(data, data, count, type, nccl_op(op), comm_, stream_));
+  settle(ncclAllReduce(data, data, count, type, nccl_op(op), comm_, stream_), "ncclAllReduce");
   track("ncclAllReduce");
 }
 
 void NcclCommunicator::broadcast(void* data, size_t count, ncclDataType_t type, int root) {
-  DDP_NCCL_ENQUEUE(ncclBroadcast(data, data, count, type, root, comm_, stream_));
+  settle(ncclBroadcast(data, data, count, type, root, comm_, stream_), "ncclBroadcast");
   track("ncclBroadcast");
 }
 
 void NcclCommunicator::allreduce(torch::Tensor& tensor, ReduceOp op) {
   require_cuda_contiguous(tensor, "allreduce");
   allreduce(tensor.data_ptr(), size_t(tensor.numel()), nccl_type(tensor), op);
+}
+
+void NcclCommunicator::allreduce(std::vector<torch::Tensor>& tensors, ReduceOp op) {
+  for (const auto& tensor : tensors) require_cuda_contiguous(tensor, "allreduce");
+  // Inside a group NCCL only records each call; the group's end launches them together and is
+  // the one answer to settle (a call inside may already answer ncclInProgress: not an error).
+  settle(ncclGroupStart(), "ncclGroupStart");
+  for (auto& t : tensors) {
+    const ncclResult_t answer =
+        ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type(t), nccl_op(op), comm_, stream_);
+    if (answer != ncclSuccess && answer != ncclInProgress) {
+      ncclGroupEnd();
+      settle(answer, "ncclAllReduce (in a group)");
+    }
+  }
+  settle(ncclGroupEnd(), "ncclGroupEnd (allreduce)");
+  track("ncclAllReduce (group)");
 }
 
 void NcclCommunicator::broadcast(torch::Tensor& tensor, int root) {

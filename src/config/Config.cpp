@@ -109,6 +109,28 @@ Field text(std::string key, std::string help, Ref<std::string> ref) {
   return {std::move(key), std::move(help), parse, show};
 }
 
+// A step number, or "auto" (stored as kAutoStep): the end of the lr warmup.
+Field step_or_auto(std::string key, std::string help, Ref<int64_t> ref) {
+  auto parse = [ref](Config& c, const YAML::Node& node) {
+    const std::string value = scalar_text(node);
+    if (value == "auto") {
+      ref(c) = kAutoStep;
+      return;
+    }
+    try {
+      ref(c) = parse_integer<int64_t>(value, 0, std::numeric_limits<int64_t>::max());
+    } catch (const std::string&) {
+      throw "expected auto or a step number >= 0, got '" + value + "'";
+    }
+    if (ref(c) < 0) throw "expected auto or a step number >= 0, got '" + value + "'";
+  };
+  auto show = [ref](const Config& c) {
+    const int64_t step = ref(const_cast<Config&>(c));
+    return step == kAutoStep ? std::string("auto") : std::to_string(step);
+  };
+  return {std::move(key), std::move(help) + " (auto: the end of the lr warmup)", parse, show};
+}
+
 template <class E>
 std::string name_of(const std::vector<std::pair<std::string, E>>& options, E value) {
   for (const auto& [name, e] : options)
@@ -153,6 +175,9 @@ const std::vector<std::pair<std::string, Backend>> kBackends = {
     {"auto", Backend::Auto}, {"mpi", Backend::Mpi}, {"nccl", Backend::Nccl}};
 const std::vector<std::pair<std::string, BatchNorm>> kBatchNorms = {
     {"none", BatchNorm::None}, {"local", BatchNorm::Local}, {"sync", BatchNorm::Sync}};
+const std::vector<std::pair<std::string, Compression>> kCompressions = {
+    {"none", Compression::None}, {"fp16", Compression::Fp16}, {"bf16", Compression::Bf16},
+    {"powersgd", Compression::PowerSgd}};
 
 constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
 
@@ -225,6 +250,21 @@ const std::vector<Field>& schema() {
                      [](Config& c) -> double& { return c.comm.bucket_mb; }, 0.001, 4096.0),
       number<double>("comm.timeout_s", "a collective unfinished after this many seconds ends the job",
                      [](Config& c) -> double& { return c.comm.timeout_s; }, 1.0, 86400.0),
+      choice<Compression>("comm.compression",
+                          "how gradients travel: float32, cast to 16 bits, or PowerSGD's low-rank approximation",
+                          [](Config& c) -> Compression& { return c.comm.compression; }, kCompressions),
+      number<int64_t>("comm.powersgd_rank", "compression=powersgd: rank of each matrix's approximation",
+                      [](Config& c) -> int64_t& { return c.comm.powersgd_rank; }, 1, 1024),
+      number<double>("comm.powersgd_min_ratio",
+                     "compression=powersgd: a matrix shrinking less than this travels uncompressed",
+                     [](Config& c) -> double& { return c.comm.powersgd_min_ratio; }, 0.0, 1e6),
+      step_or_auto("comm.compression_start_step", "first step whose gradients travel compressed",
+                   [](Config& c) -> int64_t& { return c.comm.compression_start_step; }),
+      number<int64_t>("comm.local_sgd_period",
+                      "local SGD: ranks step on their own gradients and average parameters every N steps (0: off)",
+                      [](Config& c) -> int64_t& { return c.comm.local_sgd_period; }, 0, kMaxInt),
+      step_or_auto("comm.local_sgd_start_step", "local SGD: first step without a gradient all-reduce",
+                   [](Config& c) -> int64_t& { return c.comm.local_sgd_start_step; }),
       number<int64_t>("runtime.threads", "intra-op and BLAS threads per rank",
                       [](Config& c) -> int64_t& { return c.runtime.threads; }, 1, 1024),
       number<int64_t>("metrics.noise_scale_every",
@@ -456,6 +496,33 @@ std::string origin_of(const Origins& origins, std::initializer_list<const char*>
   return where.empty() ? "defaults" : where;  // not reached: the defaults pass every check
 }
 
+// The ways gradients travel (comm.*) against the rest of the run.
+void validate_sync(const Config& config, const Origins& origins) {
+  if (config.comm.local_sgd_period > 0) {
+    // The v virtual ranks of a process are micro-batches of one model: they cannot each step alone.
+    if (config.train.virtual_ranks > 1)
+      throw InputError(origin_of(origins, {"comm.local_sgd_period", "train.virtual_ranks"}) +
+                       ": key 'comm.local_sgd_period' is " + shown(config, "comm.local_sgd_period") +
+                       " but train.virtual_ranks is " + shown(config, "train.virtual_ranks") +
+                       ": local SGD steps every rank on its own gradients, and the virtual ranks of a process "
+                       "share one model; use real ranks (train.virtual_ranks=1)");
+    if (config.model.batch_norm == BatchNorm::Sync)
+      throw InputError(origin_of(origins, {"comm.local_sgd_period", "model.batch_norm"}) +
+                       ": local SGD (comm.local_sgd_period > 0) keeps each rank's steps to itself, but "
+                       "model.batch_norm=sync all-reduces the batch statistics in every forward pass; use "
+                       "model.batch_norm=local or none");
+    if (config.lr.rule == ScalingRule::AdaScale)
+      throw InputError(origin_of(origins, {"comm.local_sgd_period", "lr.rule"}) +
+                       ": lr.rule=adascale sets its lr from the averaged gradient of every step, which local SGD "
+                       "(comm.local_sgd_period > 0) does not form; use lr.rule=linear or sqrt");
+  }
+  if (config.comm.compression == Compression::PowerSgd && config.lr.rule == ScalingRule::AdaScale)
+    throw InputError(origin_of(origins, {"comm.compression", "lr.rule"}) +
+                     ": lr.rule=adascale measures its gain from the exact averaged gradient, which "
+                     "comm.compression=powersgd replaces by a low-rank approximation; use comm.compression=none, "
+                     "fp16 or bf16");
+}
+
 void validate(Config& config, const Origins& origins) {
   if (config.lr.decay == LrDecay::Step && config.lr.step_every_epochs <= 0.0)
     throw InputError(origin_of(origins, {"lr.decay", "lr.step_every_epochs"}) +
@@ -500,6 +567,7 @@ void validate(Config& config, const Origins& origins) {
                      ": lr.rule=adascale takes no warmup (its gain stays near 1 while the gradient dominates the "
                      "noise, as early in training, and grows as the noise takes over); set lr.warmup_epochs=0 and "
                      "lr.warmup_steps=0");
+  validate_sync(config, origins);
   if (config.train.on_nonfinite == NonFinitePolicy::Skip && config.train.check_every > 1)
     throw InputError(origin_of(origins, {"train.on_nonfinite", "train.check_every"}) + ": key 'train.check_every' is " +
                      std::to_string(config.train.check_every) +
@@ -659,6 +727,7 @@ std::string to_string(ScalingRule rule) { return name_of(kRules, rule); }
 std::string to_string(OptimizerName name) { return name_of(kOptimizers, name); }
 std::string to_string(LrDecay decay) { return name_of(kDecays, decay); }
 std::string to_string(BatchNorm batch_norm) { return name_of(kBatchNorms, batch_norm); }
+std::string to_string(Compression compression) { return name_of(kCompressions, compression); }
 
 bool uses_min_lr(LrDecay decay) { return decay == LrDecay::Cosine || decay == LrDecay::Cyclic; }
 

@@ -17,6 +17,7 @@ enum class Remainder { Drop, Pad };
 enum class NonFinitePolicy { Stop, Skip };
 enum class ResumePolicy { Never, Auto };
 enum class BatchNorm { None, Local, Sync };
+enum class Compression { None, Fp16, Bf16, PowerSgd };
 
 struct DataConfig {
   std::string name = "mnist";  // mnist | fashion-mnist
@@ -86,10 +87,22 @@ struct LrConfig {
   double cycle_epochs = 2.0;  // decay=cyclic: one whole cycle (peak -> min_lr -> peak), in epochs
 };
 
+// A step (counted from 0) given as "auto" in a config: the end of the lr warmup.
+constexpr int64_t kAutoStep = -1;
+
 struct CommConfig {
   Backend backend = Backend::Auto;  // auto: NCCL when the model is on CUDA, else MPI
   double bucket_mb = 25.0;          // gradient bucket size, as PyTorch DDP's bucket_cap_mb
   double timeout_s = 300.0;         // a collective still running after this ends the job
+  // How gradients travel (sync/): the plain float32 mean, or a compressed estimate of it.
+  Compression compression = Compression::None;
+  int64_t powersgd_rank = 2;          // rank of PowerSGD's low-rank approximation of each matrix
+  double powersgd_min_ratio = 2.0;    // a matrix travels compressed only if it shrinks at least this much
+  int64_t compression_start_step = kAutoStep;  // plain all-reduce before this step
+  // Local SGD: after local_sgd_start_step, each rank steps on its own gradients and the
+  // ranks average their parameters every local_sgd_period steps (0: off).
+  int64_t local_sgd_period = 0;
+  int64_t local_sgd_start_step = kAutoStep;
 };
 
 struct RuntimeConfig {
@@ -149,6 +162,7 @@ std::string to_string(ScalingRule rule);
 std::string to_string(OptimizerName name);
 std::string to_string(LrDecay decay);
 std::string to_string(BatchNorm batch_norm);
+std::string to_string(Compression compression);
 
 // The decays whose lr goes down to lr.min_lr (cosine, cyclic): it must not exceed the scaled peak.
 bool uses_min_lr(LrDecay decay);

@@ -24,7 +24,10 @@ class GradientBuckets {
   const std::vector<torch::Tensor>& parameters() const { return parameters_; }
   // Gradient elements only, without the extra slots.
   int64_t numel() const { return numel_; }
-  // The extra slots (a view into the last bucket); zeroed with the gradients.
+  // Per bucket, the part that holds gradients (views: writing them writes the .grad()s).
+  const std::vector<torch::Tensor>& gradient_spans() const { return grad_spans_; }
+  // The extra slots (a view into the last bucket); zeroed with the gradients. Undefined when
+  // there are none.
   torch::Tensor& extras() { return extras_; }
   // Squared L2 norm of all gradients, as a 0-dim tensor on their device: one fused
   // reduction per bucket, no copy.

@@ -62,9 +62,20 @@ void copy_state(const std::vector<torch::Tensor>& source, const std::vector<torc
   }
 }
 
+// The names of the exchange state's tensors in `archive` (as save_state wrote them).
+ExchangeState read_exchange_state(torch::serialize::InputArchive& archive, const std::vector<std::string>& names,
+                                  torch::Device device) {
+  ExchangeState state;
+  for (const auto& name : names) {
+    torch::Tensor tensor;
+    if (archive.try_read(name, tensor)) state[name] = tensor.to(device);
+  }
+  return state;
+}
+
 }  // namespace
 
-Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
+Replica::Replica(const Config& config, Communicator& comm, torch::Device device, int64_t warmup_steps)
     : comm_(comm),
       model_(build_model(config, comm, device)),
       micro_batches_(int(config.train.virtual_ranks)),
@@ -77,7 +88,8 @@ Replica::Replica(const Config& config, Communicator& comm, torch::Device device)
       one_pass_(micro_batches_ == 1 || config.model.batch_norm == BatchNorm::Sync),
       optimizer_(model_->parameters(), sgd_options(config)),
       lars_(make_lars(config, model_->parameters())),
-      sync_(comm, model_->parameters(), size_t(config.comm.bucket_mb * 1024 * 1024), kExtraSlots),
+      sync_(comm, model_->parameters(), size_t(config.comm.bucket_mb * 1024 * 1024), kExtraSlots,
+            sync_options(config, warmup_steps)),
       // Host timestamps only measure work on the CPU; on a GPU they would time kernel launches.
       time_steps_(device.is_cpu()) {
   sync_.broadcast_parameters(0);
@@ -91,23 +103,28 @@ StepResult Replica::step(const Split& batch, const StepOptions& options) {
   // A step that is refused must not move the running statistics either (a NaN batch would
   // poison them); an unchecked step is undone, if need be, by the rollback.
   if (options.check) copy_into(step_start_buffers_, model_->buffers());
-  const torch::Tensor loss = one_pass_ ? backward(batch, options.noise != nullptr)
-                                       : backward_micro_batches(batch, options.noise != nullptr);
+  // The noise scale needs the exact mean of the gradients, which compression and local SGD do not form.
+  const bool measure_noise = options.noise != nullptr && sync_.exact_mean(options.step);
+  const torch::Tensor loss = one_pass_ ? backward(batch, measure_noise) : backward_micro_batches(batch, measure_noise);
   torch::Tensor extras = buckets.extras();
   torch::Tensor health = extras[kHealthSlot];  // written in place: no temporary and copy
   at::add_out(health, loss, buckets.sum());
   if (options.request_stop) extras[kStopSlot].fill_(1.0);
   if (options.mean_loss) extras[kLossSlot].copy_(loss);
   const auto backward_done = time_steps_ ? Clock::now() : Clock::time_point{};
-  sync_.synchronize();
+  times_.comm_bytes += sync_.synchronize(options.step);
+  // An estimate of the mean can be non-finite where no rank's gradient was (a 16-bit sum past its
+  // range): every rank holds the same estimate, so adding 0 x its sum keeps the flag agreed.
+  if (sync_.estimated_mean(options.step)) health.add_(buckets.sum(), /*alpha=*/0);
   const auto synced = time_steps_ ? Clock::now() : Clock::time_point{};
 
   StepResult result;
   result.loss = loss;
   if (options.mean_loss) result.mean_loss = extras[kLossSlot].clone();  // the next step zeroes the slot
-  if (options.noise) {
+  if (measure_noise) {
     options.noise->small_squared_norm = extras[kSmallNormSlot].clone();
     options.noise->big_squared_norm = buckets.squared_norm();
+    result.noise_measured = true;
   }
   if (options.check) read_flags(result);
   else remember_unchecked_health();
@@ -118,11 +135,14 @@ StepResult Replica::step(const Split& batch, const StepOptions& options) {
     // After the noise measurement above: it wants the raw gradient, which this rescales in place.
     if (lars_) lars_->rescale_gradients();
     optimizer_.step();
+    sync_.commit();
   }
+  const auto updated = time_steps_ ? Clock::now() : Clock::time_point{};
+  times_.comm_bytes += sync_.after_update(options.step);
   if (time_steps_) {
     const auto end = Clock::now();
-    times_.compute_seconds += seconds_between(start, backward_done) + seconds_between(synced, end);
-    times_.comm_seconds += seconds_between(backward_done, synced);
+    times_.compute_seconds += seconds_between(start, backward_done) + seconds_between(synced, updated);
+    times_.comm_seconds += seconds_between(backward_done, synced) + seconds_between(updated, end);
   }
   return result;
 }
@@ -195,6 +215,8 @@ void Replica::save_rollback_point() {
   torch::NoGradGuard no_grad;
   copy_into(rollback_parameters_, model_->parameters());
   copy_into(rollback_buffers_, model_->buffers());
+  rollback_exchange_.clear();
+  for (const auto& [name, tensor] : sync_.state()) rollback_exchange_[name] = tensor.clone();
   // Buffers exist only once a step with momentum was taken; the copies are reused.
   std::map<StateKey, torch::Tensor> momentum;
   for (auto& [key, state] : optimizer_.state()) {
@@ -212,6 +234,7 @@ void Replica::rollback() {
   torch::NoGradGuard no_grad;
   copy_back(rollback_parameters_, model_->parameters());
   copy_back(rollback_buffers_, model_->buffers());
+  sync_.set_state(rollback_exchange_);
   auto& states = optimizer_.state();
   for (auto it = states.begin(); it != states.end();) {
     const auto copy = rollback_momentum_.find(it->first);
@@ -231,7 +254,16 @@ std::map<std::string, std::string> Replica::save_state() const {
   model_archive.save_to(model_bytes);
   optimizer_.save(optimizer_archive);
   optimizer_archive.save_to(optimizer_bytes);
-  return {{"model", model_bytes.str()}, {"optimizer", optimizer_bytes.str()}};
+  std::map<std::string, std::string> blobs{{"model", model_bytes.str()}, {"optimizer", optimizer_bytes.str()}};
+  const ExchangeState exchange = sync_.state();
+  if (!exchange.empty()) {
+    torch::serialize::OutputArchive archive;
+    for (const auto& [name, tensor] : exchange) archive.write(name, tensor.detach().cpu());
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    blobs["exchange"] = bytes.str();
+  }
+  return blobs;
 }
 
 void Replica::load_state(const std::map<std::string, std::string>& blobs) {
@@ -247,6 +279,20 @@ void Replica::load_state(const std::map<std::string, std::string>& blobs) {
   copy_state(loaded->buffers(), model_->buffers(), "buffer");
   optimizer_archive.load_from(optimizer_bytes, device_of(model_));
   optimizer_.load(optimizer_archive);
+  // The exchange's state: the names it has now, each read if the checkpoint holds it (Q only
+  // exists once a compressed step was applied); set_state refuses what does not fit.
+  const ExchangeState now = sync_.state();
+  std::vector<std::string> names;
+  for (const auto& entry : now) names.push_back(entry.first);
+  names.push_back("q");
+  ExchangeState saved;
+  if (const auto found = blobs.find("exchange"); found != blobs.end()) {
+    torch::serialize::InputArchive archive;
+    std::istringstream bytes(found->second);
+    archive.load_from(bytes, torch::kCPU);
+    saved = read_exchange_state(archive, names, device_of(model_));
+  }
+  if (!now.empty() || !saved.empty()) sync_.set_state(saved);
 }
 
 std::string Replica::parameters_crc32() const {
@@ -258,6 +304,12 @@ std::string Replica::parameters_crc32() const {
     }
   }
   return fmt::format("{:08x}", crc);
+}
+
+void Replica::average_models(int64_t steps_done) {
+  const auto start = time_steps_ ? Clock::now() : Clock::time_point{};
+  times_.comm_bytes += sync_.average_parameters(steps_done);
+  if (time_steps_) times_.comm_seconds += seconds_between(start, Clock::now());
 }
 
 void Replica::sync_buffers() {

@@ -29,7 +29,8 @@ struct NoiseSample {
 
 struct StepTimes {
   double compute_seconds = 0;  // forward, backward, optimizer
-  double comm_seconds = 0;     // gradient all-reduce
+  double comm_seconds = 0;     // the gradient exchange, compression arithmetic included
+  int64_t comm_bytes = 0;      // handed to the gradient exchange's collectives (and local SGD's averaging)
 };
 
 // What one step does besides forward, backward, all-reduce and update.
@@ -39,6 +40,7 @@ struct StepOptions {
   bool request_stop = false;     // this rank asks every rank to stop after this step
   bool check = true;             // read the agreed flags (see Replica::step)
   bool mean_loss = false;        // also average the loss over all ranks (StepResult::mean_loss)
+  int64_t step = 0;              // the steps done before this one (when compression and local SGD start)
 };
 
 struct StepResult {
@@ -48,14 +50,15 @@ struct StepResult {
   bool nonfinite = false;       // some rank's loss or gradient was NaN/Inf in this step (or, with deferred
                                 // checks, in an unchecked one since the last check): this update was not applied
   bool stop_requested = false;  // some rank asked to stop (after this step)
+  bool noise_measured = false;  // StepOptions::noise was filled: only where the gradients' exact mean was formed
 };
 
 class Replica {
  public:
   // Builds SimpleNN from `config.train.seed` (and model.batch_norm) on `device`, then
   // broadcasts rank 0's parameters and buffers so every replica starts identical whatever
-  // the seed did.
-  Replica(const Config& config, Communicator& comm, torch::Device device);
+  // the seed did. `warmup_steps`: where comm.*_start_step "auto" starts compression or local SGD.
+  Replica(const Config& config, Communicator& comm, torch::Device device, int64_t warmup_steps = 0);
 
   // Forward and backward on this rank's batch, the gradient average across ranks, and
   // one SGD step at `options.lr` (optim.name=lars: on the LARS-rescaled gradient). With train.virtual_ranks = v > 1 the batch holds v
@@ -82,10 +85,13 @@ class Replica {
   void save_rollback_point();
   void rollback();
 
-  // Model parameters and buffers (BN running statistics) and optimizer state (momentum
-  // buffers) as bytes, and back.
+  // Model parameters and buffers (BN running statistics), optimizer state (momentum buffers)
+  // and the gradient exchange's state (PowerSGD's error feedback and Q) as bytes, and back.
   std::map<std::string, std::string> save_state() const;
   void load_state(const std::map<std::string, std::string>& blobs);
+  // Whether save_state() differs from rank to rank (PowerSGD's error feedback; local SGD's own
+  // parameters and momentum), so that a checkpoint must hold every rank's.
+  bool per_rank_state() const { return sync_.per_rank_state(); }
   // CRC-32 of all parameter and buffer bytes: equal only if the model states are bitwise equal.
   std::string parameters_crc32() const;
 
@@ -96,6 +102,10 @@ class Replica {
   // training forward reads them, the result is the same.) Other modes: nothing to do, sync's
   // statistics are the global batch's on every rank.
   void sync_buffers();
+  // Collective. Local SGD: the ranks' parameters become their mean, if local steps (by
+  // `steps_done`) may have made them differ; call it before evaluating, so that every rank
+  // evaluates one model. Other modes: nothing to do.
+  void average_models(int64_t steps_done);
 
   SimpleNN& model() { return model_; }
   const SimpleNN& model() const { return model_; }
@@ -125,6 +135,7 @@ class Replica {
   torch::Tensor unchecked_health_;
   std::vector<torch::Tensor> rollback_parameters_, rollback_buffers_;
   std::vector<torch::Tensor> step_start_buffers_;  // restored when a checked step is refused
+  ExchangeState rollback_exchange_;                 // the gradient exchange's state at the rollback point
   // By the optimizer's state key (a string in LibTorch 1.x, a pointer in 2.x); absent: no buffer yet.
   using StateKey = std::decay_t<decltype(std::declval<torch::optim::SGD&>().state())>::key_type;
   std::map<StateKey, torch::Tensor> rollback_momentum_;

@@ -3,9 +3,11 @@
 #include <fmt/core.h>
 
 #include <cstring>
+#include <map>
 
 #include "common/Version.h"
 #include "runtime/Device.h"
+#include "sync/GradientExchange.h"
 #include "train/Evaluate.h"
 
 namespace ddp {
@@ -25,6 +27,23 @@ void restore_rng_state(const std::string& bytes) {
   std::memcpy(state.data_ptr<uint8_t>(), bytes.data(), bytes.size());
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(state);
+}
+
+// Where a checkpoint keeps rank r's own copy of a blob.
+std::string rank_blob(int rank, const std::string& name) { return "rank" + std::to_string(rank) + "/" + name; }
+
+// The blobs rank `rank` resumes from: its own copies where the run keeps state per rank, else rank 0's.
+std::map<std::string, std::string> own_blobs(const TrainingCheckpoint& checkpoint, int rank, bool per_rank) {
+  std::map<std::string, std::string> blobs;
+  for (const auto& [name, bytes] : checkpoint.blobs) {
+    if (name.find('/') != std::string::npos) continue;
+    const auto own = checkpoint.blobs.find(rank_blob(rank, name));
+    if (per_rank && own == checkpoint.blobs.end() && name != "rng")
+      throw CheckpointError("checkpoint has no state of rank " + std::to_string(rank) + " for '" + name +
+                            "' (written by a run whose ranks kept no state of their own)");
+    blobs[name] = own != checkpoint.blobs.end() ? own->second : bytes;
+  }
+  return blobs;
 }
 
 // The mean over ranks of a 0-dim device tensor, read on the host.
@@ -48,7 +67,7 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Dataset& datase
       sampler_(train_.size(), comm.size(), comm.rank(), config.train.local_batch, config.train.shuffle,
                uint64_t(config.train.seed), config.train.remainder, int(config.train.virtual_ranks)),
       schedule_(config, train_.size(), sampler_.global_batch(), sampler_.steps_per_epoch()),
-      replica_(config, comm, device),
+      replica_(config, comm, device, schedule_.warmup_steps()),
       progress_(comm.rank() == 0 && config.output.progress, sampler_.steps_per_epoch()),
       // An adaptive rule's gain needs every step's norms; the metric alone, every noise_scale_every.
       noise_every_(schedule_.adaptive() ? 1 : config.metrics.noise_scale_every),
@@ -83,14 +102,32 @@ void Trainer::announce() {
                         schedule_.scale(), schedule_.peak(), schedule_.progress_target())
           : fmt::format("peak lr {:.5g}, warmup {} steps", schedule_.peak(), schedule_.warmup_steps());
   progress_.message(fmt::format("ddp-train {}: {} ranks{} ({}, {}), global batch {} = {} x {}{}, lr rule {} -> {}{}, "
-                                "{} steps/epoch",
+                                "{} steps/epoch{}",
                                 kVersion, comm_.size(), virtual_text, comm_.backend_name(), device_.str(),
                                 sampler_.global_batch(), config_.train.local_batch, comm_.size(), virtual_text,
-                                to_string(config_.lr.rule), lr_text, lars_text, sampler_.steps_per_epoch()));
+                                to_string(config_.lr.rule), lr_text, lars_text, sampler_.steps_per_epoch(),
+                                sync_text()));
+}
+
+// How gradients travel, for the first line: nothing when they travel as plain float32 every step.
+std::string Trainer::sync_text() const {
+  const SyncOptions sync = sync_options(config_, schedule_.warmup_steps());
+  std::string text;
+  if (sync.compression != Compression::None)
+    text += fmt::format(", gradients {} from step {}{}", to_string(sync.compression), sync.compression_start_step,
+                        sync.compression == Compression::PowerSgd
+                            ? fmt::format(" (rank {}, min ratio {:g})", sync.powersgd_rank, sync.powersgd_min_ratio)
+                            : std::string());
+  if (sync.local_sgd_period > 0)
+    text += fmt::format(", local SGD from step {}, parameters averaged every {} steps", sync.local_sgd_start_step,
+                        sync.local_sgd_period);
+  if (noise_scale_ && (sync.compression == Compression::PowerSgd || sync.local_sgd_period > 0))
+    text += " (gradient noise scale: measured only before, where the exact mean gradient is formed)";
+  return text;
 }
 
 void Trainer::resume(const TrainingCheckpoint& checkpoint) {
-  replica_.load_state(checkpoint.blobs);
+  replica_.load_state(own_blobs(checkpoint, comm_.rank(), replica_.per_rank_state()));
   restore_rng_state(checkpoint.blobs.at("rng"));
   pos_ = position_of(checkpoint, "checkpoint");
   if (noise_scale_) noise_scale_->restore(pos_.noise);
@@ -184,6 +221,7 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   options.lr = e.lr;
   // Every rank contributes its loss to the mean; only rank 0 writes it.
   options.mean_loss = log_every > 0 && (pos_.step + 1) % log_every == 0;
+  options.step = pos_.step;
   if (noise_scale_ && pos_.step % noise_every_ == 0) options.noise = &noise_samples_.emplace_back();
   // Whatever follows this step (a checkpoint, the epoch's end, a step budget) must see
   // checked, agreed flags.
@@ -192,7 +230,7 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   options.request_stop = stop_requested && stop_requested();
   comm_.set_step(pos_.step);  // a collective that outlives comm.timeout_s names this step
   const StepResult r = replica_.step(train_.rows(e.order.narrow(0, e.s * b, b)), options);
-  if (r.nonfinite && options.noise) noise_samples_.pop_back();
+  if (options.noise && (r.nonfinite || !r.noise_measured)) noise_samples_.pop_back();
   // A step whose update was not applied (NaN/Inf) gets no line.
   if (options.mean_loss && !r.nonfinite && out_.run_dir)
     step_records_.push_back({pos_.step + 1, e.epoch + 1, e.lr, e.gain, schedule_.advance(pos_.progress, e.gain),
@@ -218,6 +256,7 @@ void Trainer::roll_back(EpochProgress& e) {
 }
 
 void Trainer::end_epoch(EpochProgress& e) {
+  replica_.average_models(pos_.step);  // local SGD: every rank evaluates (and goes on from) their mean
   const double seconds = since(e.start);
   add_epoch_times(seconds);
   // One read of the epoch's loss: with steps.jsonl off, the loop's only host synchronisation
@@ -261,6 +300,7 @@ void Trainer::add_epoch_times(double seconds) {
   pos_.train_seconds += seconds;
   pos_.compute_seconds += replica_.times().compute_seconds;
   pos_.comm_seconds += replica_.times().comm_seconds;
+  pos_.comm_bytes += replica_.times().comm_bytes;
 }
 
 void Trainer::write_metrics(const EpochProgress& e, double train_loss, double test_loss, double test_accuracy,
@@ -276,6 +316,8 @@ void Trainer::write_metrics(const EpochProgress& e, double train_loss, double te
                            {"epoch_seconds", since(e.start)},
                            {"compute_seconds", replica_.times().compute_seconds},
                            {"comm_seconds", replica_.times().comm_seconds},
+                           {"comm_bytes_per_step", double(replica_.times().comm_bytes) /
+                                                       double(std::max<int64_t>(1, e.s - e.first_step))},
                            {"skipped_steps", pos_.skipped_steps}};
   record.update(noise_estimate());
   record.update(pace(e.gain, pos_.progress));
@@ -355,6 +397,7 @@ TrainingPosition Trainer::position_in(const EpochProgress& e, int64_t step_in_ep
   at.train_seconds += since(e.start);
   at.compute_seconds += replica_.times().compute_seconds;
   at.comm_seconds += replica_.times().comm_seconds;
+  at.comm_bytes += replica_.times().comm_bytes;
   return at;
 }
 
@@ -362,6 +405,15 @@ void Trainer::save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum
   flush_measurements();  // a resume from this checkpoint keeps the lines up to its step
   at.epoch_loss_sum = mean_over_ranks(loss_sum, comm_);
   replica_.sync_buffers();
+  // State that differs by rank (PowerSGD's error feedback, local SGD's own models) travels to
+  // rank 0 as "rank<r>/<blob>"; every rank takes part, whether it writes or not.
+  std::map<std::string, std::map<std::string, std::string>> every_rank;
+  const std::map<std::string, std::string> own_state =
+      replica_.per_rank_state() ? replica_.save_state() : std::map<std::string, std::string>{};
+  for (const auto& [name, bytes] : own_state) {
+    const std::vector<std::string> all = comm_.allgather(bytes);
+    for (size_t r = 0; r < all.size(); ++r) every_rank[name][rank_blob(int(r), name)] = all[r];
+  }
   if (!out_.checkpoints) return;
   if (noise_scale_) at.noise = noise_scale_->state();
   const RunIdentity identity{kVersion,
@@ -375,6 +427,7 @@ void Trainer::save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum
                              replica_.parameters_crc32()};
   TrainingCheckpoint checkpoint;
   checkpoint.blobs = replica_.save_state();
+  for (const auto& [name, bytes] : own_state) checkpoint.blobs.merge(every_rank[name]);
   checkpoint.blobs["rng"] = rng_state();
   checkpoint.meta = checkpoint_meta(identity, at);
   last_checkpoint_ = out_.checkpoints->save(at.step, checkpoint).string();
@@ -433,6 +486,9 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"train_seconds", pos_.train_seconds},
                             {"compute_seconds", pos_.compute_seconds},
                             {"comm_seconds", pos_.comm_seconds},
+                            {"compression", to_string(config_.comm.compression)},
+                            {"local_sgd_period", config_.comm.local_sgd_period},
+                            {"comm_bytes_per_step", double(pos_.comm_bytes) / double(std::max<int64_t>(1, pos_.step))},
                             {"wall_seconds", result.wall_seconds}};
   summary.update(noise_estimate());
   // The gain as of the end, the progress made, its target, and the mean gain over the applied

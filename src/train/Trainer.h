@@ -105,6 +105,7 @@ class Trainer {
   };
 
   void announce();
+  std::string sync_text() const;
   EpochProgress begin_epoch();
   void run_steps(EpochProgress& e, const std::function<bool()>& stop_requested);
   StepResult take_step(EpochProgress& e, bool checkpoint_due, const std::function<bool()>& stop_requested);

@@ -11,6 +11,10 @@ namespace {
 bool may_change_on_resume(const std::string& key, const Config& config) {
   // AdaScale's gain, and so its lr and length, is the smoothed noise estimate.
   if (key == "metrics.noise_scale_decay" && config.lr.rule == ScalingRule::AdaScale) return false;
+  // How gradients travel changes the updates (and PowerSGD's saved state means nothing to another mode).
+  for (const char* sync_key : {"comm.compression", "comm.powersgd_rank", "comm.powersgd_min_ratio",
+                               "comm.compression_start_step", "comm.local_sgd_period", "comm.local_sgd_start_step"})
+    if (key == sync_key) return false;
   for (const char* prefix : {"output.", "checkpoint.", "comm.", "runtime.", "metrics."})
     if (key.rfind(prefix, 0) == 0) return true;
   return key == "train.epochs" || key == "train.virtual_ranks" || key == "train.stop_after_steps" ||
@@ -39,13 +43,14 @@ RunIdentity identity_of(const TrainingCheckpoint& checkpoint, const std::string&
 }
 
 TrainingPosition position_of(const TrainingCheckpoint& checkpoint, const std::string& source) {
-  // Written before AdaScale existed: no rule of that build had progress to carry.
-  if (checkpoint.meta.is_object() && !checkpoint.meta.contains("progress")) {
-    nlohmann::json meta = checkpoint.meta;
-    meta["progress"] = 0.0;
-    return read_meta<TrainingPosition>(meta, source);
-  }
-  return read_meta<TrainingPosition>(checkpoint.meta, source);
+  // Keys that older builds did not write, with the value their runs had: no rule before AdaScale
+  // had progress to carry; bytes were not counted before compression.
+  static const nlohmann::json kAddedSince = {{"progress", 0.0}, {"comm_bytes", 0}};
+  if (!checkpoint.meta.is_object()) return read_meta<TrainingPosition>(checkpoint.meta, source);
+  nlohmann::json meta = checkpoint.meta;
+  for (const auto& [key, value] : kAddedSince.items())
+    if (!meta.contains(key)) meta[key] = value;
+  return read_meta<TrainingPosition>(meta, source);
 }
 
 void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config& config, int world_size,
@@ -69,6 +74,16 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
         config.train.virtual_ranks, config.train.local_batch, simulated * config.train.local_batch,
         divides ? was_simulated / world_size : was.virtual_ranks, divides ? int64_t(world_size) : was.world_size));
   }
+  // Each rank's own state (PowerSGD's error feedback, local SGD's model) belongs to one rank of one layout.
+  const bool per_rank = config.comm.compression == Compression::PowerSgd || config.comm.local_sgd_period > 0;
+  if (per_rank && (was.world_size != world_size || was.virtual_ranks != config.train.virtual_ranks))
+    throw InputError(fmt::format(
+        "{}: written by {} ranks x {} virtual; this run is {} ranks x {} virtual. With {} every rank keeps state of "
+        "its own (comm.compression=powersgd: its error feedback; local SGD: its model and momentum), which only "
+        "the same layout can continue: resume with {} ranks and train.virtual_ranks={}",
+        source, was.world_size, was.virtual_ranks, world_size, config.train.virtual_ranks,
+        config.comm.local_sgd_period > 0 ? "comm.local_sgd_period > 0" : "comm.compression=powersgd", was.world_size,
+        was.virtual_ranks));
   // The sample order and the position in the epoch only mean the same thing on the same data.
   if (was.train_samples != train_samples)
     throw InputError(fmt::format("{}: written for a training set of {} samples; data.dir now holds {}", source,

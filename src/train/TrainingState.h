@@ -45,10 +45,12 @@ struct TrainingPosition {
   // lr.rule=adascale: the scale-invariant progress tau, in base-batch steps (the sum of the
   // applied steps' gains); 0 under the other rules.
   double progress = 0;
+  int64_t comm_bytes = 0;  // handed to the gradient exchange's collectives so far
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainingPosition, step, epoch, step_in_epoch, epoch_loss_sum,
                                    epoch_counted_steps, skipped_steps, train_seconds, compute_seconds, comm_seconds,
-                                   final_test_accuracy, final_test_loss, final_train_loss, noise, progress)
+                                   final_test_accuracy, final_test_loss, final_train_loss, noise, progress,
+                                   comm_bytes)
 
 // The checkpoint metadata: identity and position side by side in one JSON object.
 nlohmann::json checkpoint_meta(const RunIdentity& identity, const TrainingPosition& position);

@@ -40,6 +40,24 @@ TEST_F(Collectives, AllreduceOpsAndDtypes) {
   EXPECT_EQ(j[1].item<int64_t>(), 1 - size());
 }
 
+// Several tensors of different dtypes in one go, 16-bit floats among them (their sums in 16
+// bits overflow past 65504: tests/sync/CompressionMpiTest.cpp).
+TEST_F(Collectives, GroupedAllreduceOfMixedDtypes) {
+  const float n = float(size());
+  std::vector<torch::Tensor> tensors{torch::full({1000}, float(rank()), torch::kFloat32),
+                                     torch::full({300}, 1.5, torch::kFloat16),
+                                     torch::full({70}, 2.5, torch::kBFloat16)};
+  comm->allreduce(tensors, ReduceOp::Sum);
+  EXPECT_TRUE(tensors[0].eq(n * (n - 1) / 2).all().item<bool>());
+  EXPECT_TRUE(tensors[1].to(torch::kFloat32).eq(1.5f * n).all().item<bool>());
+  EXPECT_TRUE(tensors[2].to(torch::kFloat32).eq(2.5f * n).all().item<bool>());
+  std::vector<torch::Tensor> averaged{torch::full({5}, float(rank()), torch::kBFloat16)};
+  comm->allreduce(averaged, ReduceOp::Average);
+  EXPECT_FLOAT_EQ(averaged[0][0].item<float>(), (n - 1) / 2);
+  torch::Tensor half = torch::ones({3}, torch::kFloat16);
+  EXPECT_THROW(comm->allreduce(half, ReduceOp::Max), std::invalid_argument);
+}
+
 TEST_F(Collectives, BroadcastFromEveryRoot) {
   for (int root = 0; root < size(); ++root) {
     torch::Tensor t = torch::full({3, 7}, rank() == root ? 42.0 + root : -1.0);
@@ -73,7 +91,7 @@ TEST_F(Collectives, SynchronizerAveragesGradientsAcrossBuckets) {
     p.grad().copy_(pattern(p, offset) * float(rank() + 1));
     offset += p.numel();
   }
-  sync.synchronize();
+  sync.synchronize(0);
   offset = 0;
   for (auto& p : model->parameters()) {
     EXPECT_TRUE(torch::allclose(p.grad(), pattern(p, offset) * float(size() + 1) / 2.0f, 1e-6, 1e-5));

@@ -383,5 +383,44 @@ TEST(Config, SuggestionsOnlyForCloseNames) {
       << in_section;
 }
 
+
+TEST(Config, CompressionAndLocalSgdKeys) {
+  const Config d = load_config("", {});
+  EXPECT_EQ(d.comm.compression, Compression::None);
+  EXPECT_EQ(d.comm.powersgd_rank, 2);
+  EXPECT_DOUBLE_EQ(d.comm.powersgd_min_ratio, 2.0);
+  EXPECT_EQ(d.comm.compression_start_step, kAutoStep);
+  EXPECT_EQ(d.comm.local_sgd_period, 0);
+  const Config c = parse_config(
+      "comm: {compression: powersgd, powersgd_rank: 4, compression_start_step: 100, local_sgd_start_step: auto}\n",
+      "t", {"comm.local_sgd_period=16"});
+  EXPECT_EQ(c.comm.compression, Compression::PowerSgd);
+  EXPECT_EQ(c.comm.powersgd_rank, 4);
+  EXPECT_EQ(c.comm.compression_start_step, 100);
+  EXPECT_EQ(c.comm.local_sgd_period, 16);
+  EXPECT_EQ(c.comm.local_sgd_start_step, kAutoStep);
+  const std::string dump = dump_config(c);
+  EXPECT_TRUE(has(dump, "local_sgd_start_step: auto")) << dump;
+  EXPECT_EQ(dump_config(parse_config(dump, "dump")), dump);
+  EXPECT_TRUE(has(override_error_of({"comm.compression=gzip"}), "expected one of none | fp16 | bf16 | powersgd"));
+  EXPECT_TRUE(has(override_error_of({"comm.compression_start_step=-3"}), "expected auto or a step number >= 0"));
+  EXPECT_TRUE(has(override_error_of({"comm.compression_start_step=soon"}), "comm.compression_start_step"));
+  EXPECT_TRUE(has(override_error_of({"comm.powersgd_rank=0"}), "out of range"));
+}
+
+TEST(Config, LocalSgdRefusesWhatCannotMeanAnything) {
+  const std::string virtual_ranks = override_error_of({"comm.local_sgd_period=4", "train.virtual_ranks=2"});
+  EXPECT_TRUE(has(virtual_ranks, "comm.local_sgd_period")) << virtual_ranks;
+  EXPECT_TRUE(has(virtual_ranks, "train.virtual_ranks")) << virtual_ranks;
+  const std::string sync_bn = override_error_of({"comm.local_sgd_period=4", "model.batch_norm=sync"});
+  EXPECT_TRUE(has(sync_bn, "model.batch_norm=sync")) << sync_bn;
+  EXPECT_TRUE(has(override_error_of({"comm.local_sgd_period=4", "lr.rule=adascale"}), "lr.rule=adascale"));
+  const std::string adascale = override_error_of({"comm.compression=powersgd", "lr.rule=adascale"});
+  EXPECT_TRUE(has(adascale, "comm.compression=powersgd")) << adascale;
+  // What does mean something is accepted.
+  load_config("", {"comm.local_sgd_period=4", "model.batch_norm=local", "comm.compression=powersgd"});
+  load_config("", {"comm.compression=fp16", "lr.rule=adascale"});
+}
+
 }  // namespace
 }  // namespace ddp

@@ -258,6 +258,52 @@ void expect_resume_bitwise(Config config) {
 
 TEST(Resume, StoppedAndResumedTrainerMatchesAnUninterruptedOne) { expect_resume_bitwise(equivalence_config(8)); }
 
+Config powersgd_config(int64_t rank) {
+  Config config = equivalence_config(8);
+  config.comm.compression = Compression::PowerSgd;
+  config.comm.powersgd_rank = rank;
+  config.comm.powersgd_min_ratio = 1;  // the small layer too
+  config.comm.compression_start_step = 3;
+  return config;
+}
+
+Config local_sgd_config(int64_t period) {
+  Config config = equivalence_config(8);
+  config.comm.local_sgd_period = period;
+  config.comm.local_sgd_start_step = 4;
+  return config;
+}
+
+// The checkpoint holds every rank's error feedback and the Q of the warm start; local SGD's, every
+// rank's model and momentum, which differ between averagings (the stop falls between two).
+TEST(Resume, StoppedAndResumedPowerSgdMatchesAnUninterruptedOne) { expect_resume_bitwise(powersgd_config(1)); }
+TEST(Resume, StoppedAndResumedLocalSgdMatchesAnUninterruptedOne) { expect_resume_bitwise(local_sgd_config(5)); }
+
+// PowerSGD's sums are linear: N/2 processes x 2 virtual ranks hold the mean of two ranks'
+// gradients and errors, and form the same P, Q and approximation as N ranks.
+TEST(Equivalence, PowerSgdVirtualRanksMatchRealRanks) {
+  auto world = make_mpi_world_communicator();
+  ASSERT_EQ(world->size() % 2, 0) << "needs an even number of ranks";
+  const Dataset data = synthetic_dataset(200);
+  const Config config = powersgd_config(1);
+  Trainer real(config, *world, data, torch::kCPU);
+  const TrainingResult real_result = real.run();
+  on_half_world(*world, config, [&](Communicator& half, const Config& virtual_config) {
+    Trainer simulated(virtual_config, half, data, torch::kCPU);
+    const TrainingResult simulated_result = simulated.run();
+    ASSERT_EQ(simulated_result.summary["steps"], real_result.summary["steps"]);
+    EXPECT_EQ(simulated_result.summary["comm_bytes_per_step"], real_result.summary["comm_bytes_per_step"]);
+    expect_parameters_near(simulated, real, 1e-4, world->rank());
+  });
+  // Compressed: not the plain run's parameters (the test would pass for an exchange that did nothing).
+  Config plain = config;
+  plain.comm.compression = Compression::None;
+  Trainer uncompressed(plain, *world, data, torch::kCPU);
+  uncompressed.run();
+  const auto p = real.model()->parameters(), q = uncompressed.model()->parameters();
+  EXPECT_GT(relative_error(p[0], q[0]), 1e-3) << "rank-1 PowerSGD trained exactly like the plain all-reduce";
+}
+
 // parameters_crc32 covers the BN's running statistics too, and the test loss reads them.
 TEST(Resume, WithLocalBatchNormStillBitwise) { expect_resume_bitwise(batch_norm_config(BatchNorm::Local)); }
 TEST(Resume, WithSyncBatchNormStillBitwise) { expect_resume_bitwise(batch_norm_config(BatchNorm::Sync)); }
@@ -360,12 +406,11 @@ TEST(AdaScale, EndsWhenItsProgressReachesTheBaseBatchsSteps) {
 // as checked ones; a NaN on one rank only, in an unchecked step, is reported by the next
 // check on every rank, and the rollback returns parameters, BN statistics and momentum to
 // the last good state, from which training goes on as if the bad steps had never happened.
-void check_deferred_rollback(BatchNorm batch_norm) {
+void check_deferred_rollback(const Config& config) {
   auto world = make_mpi_world_communicator();
   const int n = world->size();
   const int64_t b = 8;
   const Split data = synthetic_split(100 * n, 123);  // 12 steps of 8 per rank
-  const Config config = batch_norm_config(batch_norm);
   DistributedSampler sampler(data.size(), n, world->rank(), b, true, 11, Remainder::Drop);
   const LrSchedule schedule(config, sampler.global_batch(), sampler.steps_per_epoch());
   const torch::Tensor order = sampler.indices(0);
@@ -410,9 +455,24 @@ void check_deferred_rollback(BatchNorm batch_norm) {
   EXPECT_TRUE(equal_states());
 }
 
-TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) { check_deferred_rollback(BatchNorm::None); }
-TEST(DeferredChecks, RollbackRestoresLocalBatchNormStatistics) { check_deferred_rollback(BatchNorm::Local); }
-TEST(DeferredChecks, RollbackRestoresSyncBatchNormStatistics) { check_deferred_rollback(BatchNorm::Sync); }
+TEST(DeferredChecks, NanOnOneRankIsFoundAtTheNextCheckAndRolledBack) {
+  check_deferred_rollback(batch_norm_config(BatchNorm::None));
+}
+TEST(DeferredChecks, RollbackRestoresLocalBatchNormStatistics) {
+  check_deferred_rollback(batch_norm_config(BatchNorm::Local));
+}
+TEST(DeferredChecks, RollbackRestoresSyncBatchNormStatistics) {
+  check_deferred_rollback(batch_norm_config(BatchNorm::Sync));
+}
+// The NaN reaches PowerSGD's P, Q and every rank's error feedback in the unchecked step, which
+// is applied: the rollback must bring them back too, or the steps after it would differ.
+TEST(DeferredChecks, RollbackRestoresPowerSgdState) {
+  Config config = equivalence_config(8);
+  config.comm.compression = Compression::PowerSgd;
+  config.comm.powersgd_rank = 1;
+  config.comm.compression_start_step = 0;
+  check_deferred_rollback(config);
+}
 
 // A checked step that finds a NaN/Inf applies no update, and its forward pass must not have
 // moved the running statistics either: an Inf in one rank's batch would leave them NaN, in

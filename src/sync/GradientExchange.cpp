@@ -1,0 +1,35 @@
+#include "sync/GradientExchange.h"
+
+#include "sync/HalfPrecisionAllreduce.h"
+#include "sync/PlainAllreduce.h"
+#include "sync/PowerSgd.h"
+
+namespace ddp {
+
+SyncOptions sync_options(const Config& config, int64_t warmup_steps) {
+  const auto resolved = [&](int64_t step) { return step == kAutoStep ? warmup_steps : step; };
+  SyncOptions options;
+  options.compression = config.comm.compression;
+  options.powersgd_rank = config.comm.powersgd_rank;
+  options.powersgd_min_ratio = config.comm.powersgd_min_ratio;
+  options.compression_start_step = resolved(config.comm.compression_start_step);
+  options.local_sgd_period = config.comm.local_sgd_period;
+  options.local_sgd_start_step = resolved(config.comm.local_sgd_start_step);
+  options.seed = uint64_t(config.train.seed);
+  return options;
+}
+
+std::unique_ptr<GradientExchange> make_gradient_exchange(Communicator& comm, const SyncOptions& options,
+                                                         const std::vector<torch::Tensor>& parameters) {
+  switch (options.compression) {
+    case Compression::None: return std::make_unique<PlainAllreduce>(comm);
+    case Compression::Fp16:
+      return std::make_unique<HalfPrecisionAllreduce>(comm, torch::kFloat16, options.compression_start_step);
+    case Compression::Bf16:
+      return std::make_unique<HalfPrecisionAllreduce>(comm, torch::kBFloat16, options.compression_start_step);
+    case Compression::PowerSgd: return std::make_unique<PowerSgd>(comm, options, parameters);
+  }
+  return std::make_unique<PlainAllreduce>(comm);
+}
+
+}  // namespace ddp

@@ -1,0 +1,232 @@
+// The gradient exchanges on one rank, where the mean over ranks is the rank's own gradient:
+// what each mode does to it (PowerSGD: exact at full rank, error feedback conserving the sum, a
+// refused step leaving no trace; fp16/bf16: the cast, the extra slots untouched), and local
+// SGD's averaging period. Across ranks: tests/sync/CompressionMpiTest.cpp.
+#include <gtest/gtest.h>
+
+#include "SingleRank.h"
+#include "sync/GradientSynchronizer.h"
+#include "sync/HalfPrecisionAllreduce.h"
+#include "sync/ModelAverager.h"
+#include "sync/PowerSgd.h"
+
+namespace ddp {
+namespace {
+
+using testing_sync::SingleRankCommunicator;
+
+// Parameters of SimpleNN's shapes (or others), with gradients in one set of buckets.
+struct Model {
+  std::vector<torch::Tensor> parameters;
+  GradientBuckets buckets;
+  Model(const std::vector<std::vector<int64_t>>& shapes, int64_t extra_slots)
+      : parameters(make(shapes)), buckets(parameters, size_t(1) << 30, extra_slots) {}
+  static std::vector<torch::Tensor> make(const std::vector<std::vector<int64_t>>& shapes) {
+    std::vector<torch::Tensor> p;
+    for (const auto& shape : shapes) p.push_back(torch::zeros(shape).requires_grad_());
+    return p;
+  }
+  // Fills every gradient with normal noise from `seed` (the same values each call with it).
+  void random_gradients(uint64_t seed) {
+    torch::manual_seed(seed);
+    torch::NoGradGuard no_grad;
+    for (auto& p : parameters) p.mutable_grad().copy_(torch::randn(p.sizes()));
+  }
+  std::vector<torch::Tensor> gradients() const {
+    std::vector<torch::Tensor> g;
+    for (const auto& p : parameters) g.push_back(p.grad().clone());
+    return g;
+  }
+};
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).norm().item<double>() / b.norm().item<double>();
+}
+
+SyncOptions powersgd(int64_t rank, double min_ratio = 2.0) {
+  SyncOptions options;
+  options.compression = Compression::PowerSgd;
+  options.powersgd_rank = rank;
+  options.powersgd_min_ratio = min_ratio;
+  options.seed = 3;
+  return options;
+}
+
+TEST(PowerSgd, FullRankIsExact) {
+  SingleRankCommunicator comm;
+  Model model({{6, 4}, {6}, {3, 6}}, 4);
+  PowerSgd exchange(comm, powersgd(6, /*min_ratio=*/0.0), model.parameters);
+  ASSERT_EQ(exchange.compressed_elements(), 6 * 4 + 3 * 6) << "min ratio 0: every matrix compressed";
+  for (uint64_t step = 0; step < 3; ++step) {
+    model.random_gradients(step);
+    const auto before = model.gradients();
+    exchange.exchange(model.buckets, int64_t(step));
+    exchange.commit();
+    const auto after = model.gradients();
+    for (size_t k = 0; k < before.size(); ++k)
+      EXPECT_LT(relative_error(after[k], before[k]), 1e-5) << "parameter " << k << ", step " << step;
+  }
+}
+
+TEST(PowerSgd, ARankOneGradientIsRecoveredByRankOne) {
+  SingleRankCommunicator comm;
+  Model model({{20, 30}}, 0);
+  PowerSgd exchange(comm, powersgd(1), model.parameters);
+  torch::manual_seed(1);
+  const torch::Tensor m = torch::outer(torch::randn({20}), torch::randn({30}));
+  model.parameters[0].mutable_grad().copy_(m);
+  exchange.exchange(model.buckets, 0);
+  EXPECT_LT(relative_error(model.parameters[0].grad(), m), 1e-5);
+}
+
+// Error feedback loses nothing: after T steps, what was applied plus the error still held is
+// the sum of the T gradients, although each step sends a rank-1 approximation.
+TEST(PowerSgd, ErrorFeedbackConservesTheSum) {
+  SingleRankCommunicator comm;
+  Model model({{40, 50}, {40}}, 4);
+  PowerSgd exchange(comm, powersgd(1), model.parameters);
+  torch::Tensor sent = torch::zeros({40, 50}), applied = torch::zeros({40, 50});
+  double worst_step = 0;
+  for (uint64_t step = 0; step < 20; ++step) {
+    model.random_gradients(100 + step);
+    sent += model.parameters[0].grad();
+    const torch::Tensor g = model.parameters[0].grad().clone();
+    exchange.exchange(model.buckets, int64_t(step));
+    exchange.commit();
+    applied += model.parameters[0].grad();
+    worst_step = std::max(worst_step, relative_error(model.parameters[0].grad(), g));
+  }
+  EXPECT_GT(worst_step, 0.5) << "rank 1 of a random 40x50 matrix should be a poor approximation";
+  const torch::Tensor error = exchange.state().at("error.0");
+  EXPECT_LT(relative_error(applied + error, sent), 1e-5);
+}
+
+// A step whose update is refused (a NaN on some rank) must leave the state as it was: the
+// steps after it go on exactly as if it had never been taken.
+TEST(PowerSgd, AnUncommittedStepLeavesNoTrace) {
+  SingleRankCommunicator comm;
+  Model a({{12, 9}, {12}}, 4), b({{12, 9}, {12}}, 4);
+  PowerSgd ea(comm, powersgd(2), a.parameters), eb(comm, powersgd(2), b.parameters);
+  for (uint64_t step = 0; step < 4; ++step) {
+    if (step == 2) {  // b takes one step more, with a NaN, and does not commit it
+      b.random_gradients(999);
+      b.parameters[0].mutable_grad()[0][0] = std::numeric_limits<float>::quiet_NaN();
+      eb.exchange(b.buckets, int64_t(step));
+    }
+    a.random_gradients(step);
+    b.random_gradients(step);
+    ea.exchange(a.buckets, int64_t(step));
+    eb.exchange(b.buckets, int64_t(step));
+    ea.commit();
+    eb.commit();
+    EXPECT_TRUE(torch::equal(a.parameters[0].grad(), b.parameters[0].grad())) << "step " << step;
+  }
+  for (const auto& [name, tensor] : ea.state()) EXPECT_TRUE(torch::equal(tensor, eb.state().at(name))) << name;
+}
+
+TEST(PowerSgd, StateRoundTripsAndIsRefusedWhenItDoesNotFit) {
+  SingleRankCommunicator comm;
+  Model a({{12, 9}}, 0), b({{12, 9}}, 0);
+  PowerSgd ea(comm, powersgd(2), a.parameters), eb(comm, powersgd(2), b.parameters);
+  EXPECT_EQ(ea.state().count("q"), 0u) << "no Q before the first applied compressed step";
+  for (uint64_t step = 0; step < 3; ++step) {
+    a.random_gradients(step);
+    ea.exchange(a.buckets, int64_t(step));
+    ea.commit();
+  }
+  ExchangeState saved;
+  for (const auto& [name, t] : ea.state()) saved[name] = t.clone();
+  eb.set_state(saved);
+  a.random_gradients(7);
+  b.random_gradients(7);
+  ea.exchange(a.buckets, 3);
+  eb.exchange(b.buckets, 3);
+  EXPECT_TRUE(torch::equal(a.parameters[0].grad(), b.parameters[0].grad()));
+  Model c({{12, 8}}, 0);
+  PowerSgd ec(comm, powersgd(2), c.parameters);
+  EXPECT_THROW(ec.set_state(saved), std::runtime_error);
+}
+
+// Which matrices travel raw: SimpleNN's second layer (10 x 128) shrinks 4.6x at rank 2,
+// 2.3x at rank 4 and 1.2x at rank 8, against the default min ratio 2.
+TEST(PowerSgd, MatricesThatWouldNotShrinkEnoughTravelRaw) {
+  SingleRankCommunicator comm;
+  Model simple_nn({{128, 784}, {128}, {10, 128}, {10}}, 4);
+  const int64_t vectors = 128 + 10;
+  EXPECT_EQ(PowerSgd(comm, powersgd(2), simple_nn.parameters).raw_elements(), vectors);
+  EXPECT_EQ(PowerSgd(comm, powersgd(4), simple_nn.parameters).raw_elements(), vectors);
+  EXPECT_EQ(PowerSgd(comm, powersgd(8), simple_nn.parameters).raw_elements(), vectors + 1280);
+  EXPECT_EQ(PowerSgd(comm, powersgd(2), simple_nn.parameters).factor_elements(), (128 + 784 + 10 + 128) * 2);
+}
+
+TEST(PowerSgd, PlainAllreduceBeforeTheStartStep) {
+  SingleRankCommunicator comm;
+  Model model({{30, 40}}, 0);
+  SyncOptions options = powersgd(1);
+  options.compression_start_step = 5;
+  PowerSgd exchange(comm, options, model.parameters);
+  model.random_gradients(1);
+  const torch::Tensor g = model.parameters[0].grad().clone();
+  EXPECT_TRUE(exchange.exact(4));
+  EXPECT_EQ(exchange.exchange(model.buckets, 4), 30 * 40 * 4);
+  EXPECT_TRUE(torch::equal(model.parameters[0].grad(), g));
+  EXPECT_FALSE(exchange.exact(5));
+  EXPECT_EQ(exchange.exchange(model.buckets, 5), (30 + 40) * 1 * 4) << "P and Q only, nothing raw";
+}
+
+TEST(HalfPrecision, GradientsAreCastAndTheExtraSlotsAreNot) {
+  SingleRankCommunicator comm;
+  for (const auto type : {torch::kFloat16, torch::kBFloat16}) {
+    Model model({{50}}, 4);
+    HalfPrecisionAllreduce exchange(comm, type, 0);
+    model.parameters[0].mutable_grad().fill_(1.0 / 3.0);
+    model.buckets.extras().fill_(1.0 / 3.0);
+    EXPECT_EQ(exchange.exchange(model.buckets, 0), 50 * 2 + 4 * 4);
+    const float cast = torch::tensor({1.0f / 3.0f}).to(type).to(torch::kFloat32).item<float>();
+    EXPECT_NE(cast, 1.0f / 3.0f);
+    EXPECT_TRUE(model.parameters[0].grad().eq(cast).all().item<bool>()) << c10::toString(type);
+    EXPECT_TRUE(model.buckets.extras().eq(1.0f / 3.0f).all().item<bool>()) << c10::toString(type);
+  }
+}
+
+TEST(LocalSgd, AveragesEveryPeriodStepsAfterItsStart) {
+  SingleRankCommunicator comm;
+  Model model({{5, 3}, {5}}, 4);
+  ModelAverager averager(comm, model.parameters, /*period=*/4, /*start_step=*/10);
+  std::vector<int64_t> averaged;
+  for (int64_t step = 0; step < 30; ++step) {
+    EXPECT_EQ(averager.local(step), step >= 10);
+    if (averager.after_step(step) > 0) averaged.push_back(step);
+  }
+  EXPECT_EQ(averaged, (std::vector<int64_t>{13, 17, 21, 25, 29})) << "after every 4th local step";
+  EXPECT_EQ(averager.average_if_local(10), 0) << "no local step taken yet";
+  EXPECT_EQ(averager.average_if_local(11), (15 + 5) * 4);
+}
+
+TEST(GradientSynchronizer, LocalSgdSendsOnlyTheFlagsPastItsStart) {
+  SingleRankCommunicator comm;
+  Model model({{5, 3}, {5}}, 0);
+  SyncOptions options;
+  options.local_sgd_period = 2;
+  options.local_sgd_start_step = 3;
+  GradientSynchronizer sync(comm, model.parameters, size_t(1) << 30, 4, options);
+  EXPECT_EQ(sync.synchronize(2), (15 + 5 + 4) * 4);
+  EXPECT_TRUE(sync.exact_mean(2));
+  EXPECT_EQ(sync.synchronize(3), 4 * 4);
+  EXPECT_FALSE(sync.exact_mean(3));
+  EXPECT_FALSE(sync.estimated_mean(3));
+  EXPECT_TRUE(sync.per_rank_state());
+}
+
+TEST(SyncOptions, AutoStartsAtTheEndOfTheWarmup) {
+  Config config;
+  config.comm.compression = Compression::PowerSgd;
+  config.comm.local_sgd_period = 8;
+  EXPECT_EQ(sync_options(config, 120).compression_start_step, 120);
+  EXPECT_EQ(sync_options(config, 120).local_sgd_start_step, 120);
+  config.comm.compression_start_step = 7;
+  EXPECT_EQ(sync_options(config, 120).compression_start_step, 7);
+}
+
+}  // namespace
+}  // namespace ddp
