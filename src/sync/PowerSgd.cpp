@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
 #include <functional>
 #include <stdexcept>
 
@@ -13,7 +14,30 @@ constexpr uint64_t kProjectionSeed = 0x506f776572534744ull;  // "PowerSGD"
 
 }  // namespace
 
+namespace {
+
+// The same Gram-Schmidt on a contiguous float matrix in host memory, by hand: with r of 1 to 4
+// the tensor version is some 40 small operations per matrix, whose dispatch costs more than
+// their arithmetic (200 us of a 300 us step here). Sums in double.
+void orthonormalize_host(float* a, int64_t rows, int64_t columns, double epsilon) {
+  for (int64_t i = 0; i < columns; ++i) {
+    double norm = 0;
+    for (int64_t k = 0; k < rows; ++k) norm += double(a[k * columns + i]) * a[k * columns + i];
+    const float inverse = float(1.0 / (std::sqrt(norm) + epsilon));
+    for (int64_t k = 0; k < rows; ++k) a[k * columns + i] *= inverse;
+    for (int64_t j = i + 1; j < columns; ++j) {
+      double dot = 0;
+      for (int64_t k = 0; k < rows; ++k) dot += double(a[k * columns + i]) * a[k * columns + j];
+      for (int64_t k = 0; k < rows; ++k) a[k * columns + j] -= float(dot) * a[k * columns + i];
+    }
+  }
+}
+
+}  // namespace
+
 void orthonormalize_columns(torch::Tensor matrix, double epsilon) {
+  if (matrix.is_cpu() && matrix.is_contiguous() && matrix.scalar_type() == torch::kFloat32)
+    return orthonormalize_host(matrix.data_ptr<float>(), matrix.size(0), matrix.size(1), epsilon);
   const int64_t columns = matrix.size(1);
   for (int64_t i = 0; i < columns; ++i) {
     torch::Tensor column = matrix.narrow(1, i, 1);

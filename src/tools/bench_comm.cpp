@@ -17,6 +17,7 @@
 #include "common/Errors.h"
 #include "config/Config.h"
 #include "runtime/Device.h"
+#include "tools/ExchangeBench.h"
 #include "tools/TcpLink.h"
 
 namespace {
@@ -85,6 +86,7 @@ int main(int argc, char** argv) {
   int64_t min_bytes = 8, max_bytes = int64_t(64) << 20;
   int iters = 20, warmup = 5;
   bool no_tcp = false, median = false;
+  std::string compression;
   app.add_option("--backend", backend_name, "mpi | nccl")->check(CLI::IsMember({"mpi", "nccl"}));
   app.add_option("-b,--min-bytes", min_bytes, "smallest message");
   app.add_option("-e,--max-bytes", max_bytes, "largest message");
@@ -92,6 +94,9 @@ int main(int argc, char** argv) {
   app.add_option("-w,--warmup", warmup, "untimed iterations per size");
   app.add_flag("--no-tcp", no_tcp, "skip the raw TCP column");
   app.add_flag("--median", median, "time each call and report the median (default: the mean of a timed loop)");
+  app.add_option("--compression", compression,
+                 "instead of the size sweep: SimpleNN's whole gradient exchange in each of these modes, side by "
+                 "side (e.g. none,fp16,bf16,powersgd:1,powersgd:2)");
   CLI11_PARSE(app, argc, argv);
 
   ddp::MpiRuntime mpi(&argc, &argv);
@@ -102,6 +107,12 @@ int main(int argc, char** argv) {
     auto comm = ddp::make_communicator(nccl ? ddp::Backend::Nccl : ddp::Backend::Mpi, device, 300.0);
     const int n = comm->size();
     const auto hosts = comm->allgather(ddp::host_name());
+    if (!compression.empty()) {
+      const auto modes = ddp::tools::parse_exchange_modes(compression);
+      if (comm->rank() == 0) print_placement(*comm, hosts);
+      ddp::tools::run_exchange_benchmark(*comm, modes, iters, warmup);
+      return 0;
+    }
     // The peer for the raw TCP figure: the first rank on another host, else rank 1.
     int peer = n > 1 ? 1 : 0;
     for (int r = n - 1; r > 0; --r)
