@@ -275,6 +275,13 @@ const std::vector<Field>& schema() {
                      [](Config& c) -> double& { return c.metrics.noise_scale_decay; }, 0.0, 0.999999),
       number<int64_t>("metrics.every_steps", "rank 0 writes steps.jsonl (lr, loss over all ranks) every N steps (0: off)",
                       [](Config& c) -> int64_t& { return c.metrics.every_steps; }, 0, kMaxInt),
+      number<int64_t>("metrics.eval_every_steps",
+                      "also evaluate the test set every N steps, a line of evals.jsonl each (0: epoch ends only)",
+                      [](Config& c) -> int64_t& { return c.metrics.eval_every_steps; }, 0, kMaxInt),
+      number<double>("metrics.target_accuracy",
+                     "record the steps, samples and seconds to the first evaluation reaching this test accuracy "
+                     "(0: none)",
+                     [](Config& c) -> double& { return c.metrics.target_accuracy; }, 0.0, 1.0),
       number<int64_t>("checkpoint.every_steps", "write a checkpoint every N steps (0: off)",
                       [](Config& c) -> int64_t& { return c.checkpoint.every_steps; }, 0, kMaxInt),
       number<int64_t>("checkpoint.every_epochs", "write a checkpoint every N epochs (0: off); always at the end",

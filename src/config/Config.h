@@ -118,6 +118,13 @@ struct MetricsConfig {
   double noise_scale_decay = 0.99;  // moving-average decay per measurement (AdaScale: part of its gain)
   // Rank 0 writes a steps.jsonl line (step, lr, loss over all ranks) every this many steps; 0: off.
   int64_t every_steps = 0;
+  // Evaluate the test set every this many steps as well as at each epoch's end (0: epoch ends
+  // only): a large batch has few steps an epoch, and a time to accuracy needs finer readings.
+  // Each evaluation is a line of evals.jsonl; its time is not training time.
+  int64_t eval_every_steps = 0;
+  // The first evaluation whose test accuracy reaches this (0: none) gives summary.json's
+  // steps_to_target, samples_to_target and seconds_to_target. It ends nothing.
+  double target_accuracy = 0;
 };
 
 struct OutputConfig {

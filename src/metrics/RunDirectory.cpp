@@ -14,6 +14,7 @@ namespace {
 
 constexpr const char* kMetrics = "metrics.jsonl";
 constexpr const char* kSteps = "steps.jsonl";
+constexpr const char* kEvals = "evals.jsonl";
 
 bool non_empty(const fs::path& file) {
   std::error_code error;
@@ -41,7 +42,8 @@ void keep_lines_up_to(const fs::path& file, const char* key, int64_t last) {
 }  // namespace
 
 bool RunDirectory::holds_results(const fs::path& path) {
-  return fs::exists(path / "summary.json") || non_empty(path / kMetrics) || non_empty(path / kSteps);
+  return fs::exists(path / "summary.json") || non_empty(path / kMetrics) || non_empty(path / kSteps) ||
+         non_empty(path / kEvals);
 }
 
 RunDirectory RunDirectory::create(const std::string& requested) {
@@ -64,6 +66,7 @@ RunDirectory RunDirectory::create(const std::string& requested) {
   if (!run.metrics_) throw InputError("output.dir: cannot write " + (path / kMetrics).string());
   fs::remove(path / "summary.json");
   fs::remove(path / kSteps);  // an earlier run's (--overwrite); this run's starts with its first line
+  fs::remove(path / kEvals);
   return run;
 }
 
@@ -71,6 +74,7 @@ RunDirectory RunDirectory::reopen(const std::string& requested, int64_t complete
   const fs::path path = requested;
   keep_lines_up_to(path / kMetrics, "epoch", completed_epochs);
   if (fs::exists(path / kSteps)) keep_lines_up_to(path / kSteps, "step", completed_steps);
+  if (fs::exists(path / kEvals)) keep_lines_up_to(path / kEvals, "step", completed_steps);
   fs::remove(path / "summary.json");
   RunDirectory run(path);
   run.metrics_.open(path / kMetrics, std::ios::app);
@@ -94,6 +98,15 @@ void RunDirectory::append_step(const nlohmann::json& record) {
   }
   steps_ << record.dump() << '\n';
   steps_.flush();
+}
+
+void RunDirectory::append_eval(const nlohmann::json& record) {
+  if (!evals_.is_open()) {
+    evals_.open(path_ / kEvals, std::ios::app);
+    if (!evals_) throw std::runtime_error("cannot write " + (path_ / kEvals).string());
+  }
+  evals_ << record.dump() << '\n';
+  evals_.flush();
 }
 
 void RunDirectory::write_summary(const nlohmann::json& summary) const {

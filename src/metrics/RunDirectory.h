@@ -1,6 +1,7 @@
 #pragma once
 // Where one run's results go: config.yaml, metrics.jsonl (a line per epoch), steps.jsonl (a
-// line every metrics.every_steps steps, when on) and summary.json. Lines are flushed as they
+// line every metrics.every_steps steps, when on), evals.jsonl (a line per evaluation of the
+// test set, when metrics.eval_every_steps is on) and summary.json. Lines are flushed as they
 // are written, so a killed job keeps what it measured.
 #include <nlohmann/json.hpp>
 
@@ -28,6 +29,7 @@ class RunDirectory {
   void write_text(const std::string& name, const std::string& text) const;
   void append_metrics(const nlohmann::json& record);
   void append_step(const nlohmann::json& record);  // steps.jsonl, created by the first line
+  void append_eval(const nlohmann::json& record);  // evals.jsonl, likewise
   void write_summary(const nlohmann::json& summary) const;
 
  private:
@@ -35,6 +37,7 @@ class RunDirectory {
   std::filesystem::path path_;
   std::ofstream metrics_;
   std::ofstream steps_;
+  std::ofstream evals_;
 };
 
 }  // namespace ddp

@@ -312,6 +312,15 @@ void Replica::average_models(int64_t steps_done) {
   if (time_steps_) times_.comm_seconds += seconds_between(start, Clock::now());
 }
 
+void Replica::with_agreed_model(int64_t steps_done, const std::function<void()>& use) {
+  if (!sync_.local_sgd()) return use();
+  std::vector<torch::Tensor> own;
+  copy_into(own, model_->parameters());
+  if (sync_.average_parameters(steps_done) == 0) return use();  // nothing differed
+  use();
+  copy_back(own, model_->parameters());
+}
+
 void Replica::sync_buffers() {
   if (model_->batch_norm() == BatchNorm::Local) broadcast_buffers();
 }

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -106,6 +107,10 @@ class Replica {
   // `steps_done`) may have made them differ; call it before evaluating, so that every rank
   // evaluates one model. Other modes: nothing to do.
   void average_models(int64_t steps_done);
+  // Collective. Runs `use` (an evaluation) with one model on every rank: under local SGD, when
+  // the replicas may differ, their mean, put back to each rank's own afterwards (training goes on
+  // as if nothing happened); otherwise the replica as it is.
+  void with_agreed_model(int64_t steps_done, const std::function<void()>& use);
 
   SimpleNN& model() { return model_; }
   const SimpleNN& model() const { return model_; }

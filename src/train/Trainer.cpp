@@ -206,7 +206,8 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
       outcome_ = Outcome::Stopped;
       return;
     }
-    // At the epoch's last step the epoch-end checkpoint follows anyway.
+    // At the epoch's last step the epoch-end evaluation and checkpoint follow anyway.
+    if (eval_due(pos_.step) && e.s + 1 < steps) evaluate_now(e, pos_.train_seconds + training_seconds(e));
     if (checkpoint_due && e.s + 1 < steps) save_checkpoint(position_in(e, e.s + 1), e.loss_sum);
     if (deferred && r.checked && e.s + 1 < steps) keep_rollback_point(e, e.s + 1);
   }
@@ -226,7 +227,7 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   // Whatever follows this step (a checkpoint, the epoch's end, a step budget) must see
   // checked, agreed flags.
   options.check = check_every_ == 1 || (pos_.step + 1) % check_every_ == 0 || e.s + 1 == sampler_.steps_per_epoch() ||
-                  checkpoint_due || (stop_after > 0 && pos_.step + 1 >= stop_after);
+                  checkpoint_due || eval_due(pos_.step + 1) || (stop_after > 0 && pos_.step + 1 >= stop_after);
   options.request_stop = stop_requested && stop_requested();
   comm_.set_step(pos_.step);  // a collective that outlives comm.timeout_s names this step
   const StepResult r = replica_.step(train_.rows(e.order.narrow(0, e.s * b, b)), options);
@@ -257,14 +258,13 @@ void Trainer::roll_back(EpochProgress& e) {
 
 void Trainer::end_epoch(EpochProgress& e) {
   replica_.average_models(pos_.step);  // local SGD: every rank evaluates (and goes on from) their mean
-  const double seconds = since(e.start);
+  const double seconds = training_seconds(e);
   add_epoch_times(seconds);
   // One read of the epoch's loss: with steps.jsonl off, the loop's only host synchronisation
   // besides the flag reads.
   const double train_loss = mean_over_ranks(e.loss_sum / double(std::max<int64_t>(e.counted, 1)), comm_);
   flush_measurements();
-  replica_.sync_buffers();  // every rank evaluates with rank 0's BN statistics
-  const Evaluation eval = evaluate(replica_.model(), test_, comm_);
+  const Evaluation eval = evaluate_now(e, pos_.train_seconds);  // this epoch's time is in already
   const double throughput = double((e.s - e.first_step) * sampler_.global_batch()) / seconds;
   pos_.final_test_accuracy = eval.accuracy;
   pos_.final_test_loss = eval.loss;
@@ -290,8 +290,37 @@ void Trainer::end_epoch(EpochProgress& e) {
     save_checkpoint(pos_, whole ? torch::zeros({}, e.loss_sum.options()) : e.loss_sum);
 }
 
+Evaluation Trainer::evaluate_now(EpochProgress& e, double seconds) {
+  const auto start = Clock::now();
+  flush_measurements();
+  replica_.sync_buffers();  // every rank evaluates with rank 0's BN statistics
+  Evaluation eval;
+  replica_.with_agreed_model(pos_.step, [&] { eval = evaluate(replica_.model(), test_, comm_); });
+  const double target = config_.metrics.target_accuracy;
+  if (target > 0 && pos_.target_step < 0 && eval.accuracy >= target) {
+    pos_.target_step = pos_.step;
+    pos_.target_seconds = seconds;
+  }
+  if (out_.run_dir)
+    out_.run_dir->append_eval({{"step", pos_.step},
+                               {"epoch", e.epoch + 1},
+                               {"samples", pos_.step * sampler_.global_batch()},
+                               {"train_seconds", seconds},
+                               {"test_loss", eval.loss},
+                               {"test_acc", eval.accuracy}});
+  e.eval_seconds += since(start);
+  return eval;
+}
+
+double Trainer::training_seconds(const EpochProgress& e) const { return since(e.start) - e.eval_seconds; }
+
+bool Trainer::eval_due(int64_t steps_done) const {
+  const int64_t every = config_.metrics.eval_every_steps;
+  return every > 0 && steps_done > 0 && steps_done % every == 0;
+}
+
 void Trainer::end_interrupted_epoch(const EpochProgress& e) {
-  const double seconds = since(e.start);
+  const double seconds = training_seconds(e);
   save_checkpoint(position_in(e, e.s), e.loss_sum);
   add_epoch_times(seconds);
 }
@@ -313,7 +342,7 @@ void Trainer::write_metrics(const EpochProgress& e, double train_loss, double te
                            {"test_loss", test_loss},
                            {"test_acc", test_accuracy},
                            {"samples_per_second", samples_per_second},
-                           {"epoch_seconds", since(e.start)},
+                           {"epoch_seconds", training_seconds(e)},
                            {"compute_seconds", replica_.times().compute_seconds},
                            {"comm_seconds", replica_.times().comm_seconds},
                            {"comm_bytes_per_step", double(replica_.times().comm_bytes) /
@@ -349,6 +378,16 @@ nlohmann::json Trainer::noise_estimate() const {
   return {{"b_simple", b_simple ? nlohmann::json(*b_simple) : nullptr},
           {"noise_grad_sq", noise ? nlohmann::json(noise_scale_->gradient_squared_norm()) : nullptr},
           {"noise_trace_sigma", noise ? nlohmann::json(noise_scale_->trace_sigma()) : nullptr}};
+}
+
+// metrics.target_accuracy and when the run first reached it; null where it has no target or never did.
+nlohmann::json Trainer::time_to_target() const {
+  const double target = config_.metrics.target_accuracy;
+  const bool reached = target > 0 && pos_.target_step >= 0;
+  return {{"target_accuracy", target > 0 ? nlohmann::json(target) : nullptr},
+          {"steps_to_target", reached ? nlohmann::json(pos_.target_step) : nullptr},
+          {"samples_to_target", reached ? nlohmann::json(pos_.target_step * sampler_.global_batch()) : nullptr},
+          {"seconds_to_target", reached ? nlohmann::json(pos_.target_seconds) : nullptr}};
 }
 
 // AdaScale's gain and progress; null under the fixed rules, whose schedule runs on steps.
@@ -394,7 +433,7 @@ TrainingPosition Trainer::position_in(const EpochProgress& e, int64_t step_in_ep
   at.epoch = e.epoch;
   at.step_in_epoch = step_in_epoch;
   at.epoch_counted_steps = e.counted;
-  at.train_seconds += since(e.start);
+  at.train_seconds += training_seconds(e);
   at.compute_seconds += replica_.times().compute_seconds;
   at.comm_seconds += replica_.times().comm_seconds;
   at.comm_bytes += replica_.times().comm_bytes;
@@ -498,6 +537,7 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
   summary["progress_target"] = schedule_.adaptive() ? nlohmann::json(schedule_.progress_target()) : nullptr;
   summary["mean_gain"] =
       schedule_.adaptive() && applied > 0 ? nlohmann::json(pos_.progress / double(applied)) : nullptr;
+  summary.update(time_to_target());
   if (outcome_ == Outcome::NonFinite) {
     summary["nonfinite_step"] = nonfinite_step_;
     summary["last_good_step"] = pos_.step;

@@ -85,6 +85,7 @@ class Trainer {
     double lr = 0;            // of the last step taken
     double gain = 1;          // of the last step taken (the lr rule's factor; AdaScale's r)
     Clock::time_point start;
+    double eval_seconds = 0;  // spent in its evaluations so far: not training time
     torch::Tensor order;      // this rank's sample order for the epoch
   };
   // A steps.jsonl line (rank 0) whose loss is still on the device, read with the noise samples.
@@ -112,6 +113,10 @@ class Trainer {
   void keep_rollback_point(const EpochProgress& e, int64_t step_in_epoch);
   void roll_back(EpochProgress& e);
   void end_epoch(EpochProgress& e);
+  // Evaluates the test set (every rank), writes its evals.jsonl line and notes the target;
+  // `seconds`: the run's training time so far.
+  Evaluation evaluate_now(EpochProgress& e, double seconds);
+  double training_seconds(const EpochProgress& e) const;  // of the epoch so far, evaluations left out
   void end_interrupted_epoch(const EpochProgress& e);
   void add_epoch_times(double seconds);  // the epoch in progress, into the totals
   void write_metrics(const EpochProgress& e, double train_loss, double test_loss, double test_accuracy,
@@ -120,6 +125,8 @@ class Trainer {
   void write_step(const StepRecord& record, double train_loss);
   nlohmann::json noise_estimate() const;  // the noise-scale keys of every output
   nlohmann::json pace(double gain, double progress) const;  // AdaScale's gain and progress keys
+  nlohmann::json time_to_target() const;                     // metrics.target_accuracy's keys
+  bool eval_due(int64_t steps_done) const;                   // metrics.eval_every_steps
   // The smoothed noise estimate the lr rule may use; nullopt before the first measurement.
   std::optional<GradientNoise> gradient_noise() const;
   // Reads the pending noise samples and step losses from the device, folds the samples into

@@ -11,10 +11,12 @@ namespace {
 bool may_change_on_resume(const std::string& key, const Config& config) {
   // AdaScale's gain, and so its lr and length, is the smoothed noise estimate.
   if (key == "metrics.noise_scale_decay" && config.lr.rule == ScalingRule::AdaScale) return false;
-  // How gradients travel changes the updates (and PowerSGD's saved state means nothing to another mode).
-  for (const char* sync_key : {"comm.compression", "comm.powersgd_rank", "comm.powersgd_min_ratio",
-                               "comm.compression_start_step", "comm.local_sgd_period", "comm.local_sgd_start_step"})
-    if (key == sync_key) return false;
+  // How gradients travel changes the updates (and PowerSGD's saved state means nothing to another
+  // mode); the step that reached the target was recorded for the target the run began with.
+  for (const char* fixed : {"comm.compression", "comm.powersgd_rank", "comm.powersgd_min_ratio",
+                            "comm.compression_start_step", "comm.local_sgd_period", "comm.local_sgd_start_step",
+                            "metrics.target_accuracy"})
+    if (key == fixed) return false;
   for (const char* prefix : {"output.", "checkpoint.", "comm.", "runtime.", "metrics."})
     if (key.rfind(prefix, 0) == 0) return true;
   return key == "train.epochs" || key == "train.virtual_ranks" || key == "train.stop_after_steps" ||
@@ -45,7 +47,8 @@ RunIdentity identity_of(const TrainingCheckpoint& checkpoint, const std::string&
 TrainingPosition position_of(const TrainingCheckpoint& checkpoint, const std::string& source) {
   // Keys that older builds did not write, with the value their runs had: no rule before AdaScale
   // had progress to carry; bytes were not counted before compression.
-  static const nlohmann::json kAddedSince = {{"progress", 0.0}, {"comm_bytes", 0}};
+  static const nlohmann::json kAddedSince = {
+      {"progress", 0.0}, {"comm_bytes", 0}, {"target_step", -1}, {"target_seconds", 0.0}};
   if (!checkpoint.meta.is_object()) return read_meta<TrainingPosition>(checkpoint.meta, source);
   nlohmann::json meta = checkpoint.meta;
   for (const auto& [key, value] : kAddedSince.items())

@@ -46,11 +46,15 @@ struct TrainingPosition {
   // applied steps' gains); 0 under the other rules.
   double progress = 0;
   int64_t comm_bytes = 0;  // handed to the gradient exchange's collectives so far
+  // metrics.target_accuracy: the first evaluation that reached it (steps done, training
+  // seconds then); -1 until one did.
+  int64_t target_step = -1;
+  double target_seconds = 0;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainingPosition, step, epoch, step_in_epoch, epoch_loss_sum,
                                    epoch_counted_steps, skipped_steps, train_seconds, compute_seconds, comm_seconds,
                                    final_test_accuracy, final_test_loss, final_train_loss, noise, progress,
-                                   comm_bytes)
+                                   comm_bytes, target_step, target_seconds)
 
 // The checkpoint metadata: identity and position side by side in one JSON object.
 nlohmann::json checkpoint_meta(const RunIdentity& identity, const TrainingPosition& position);

@@ -218,5 +218,53 @@ TEST(StepMetrics, ResumeKeepsEachStepOnce) {
   }
 }
 
+
+// metrics.eval_every_steps: a line of evals.jsonl every N steps and at each epoch's end, each the
+// test accuracy of the model at that step; metrics.target_accuracy: the summary names the first
+// that reached it. Evaluating changes nothing in training (the parameters end bitwise as with
+// epoch-end evaluations only), local SGD's included, whose replicas are averaged only for it.
+TEST(Evaluations, EveryNStepsWithTheFirstThatReachesTheTarget) {
+  auto world = make_mpi_world_communicator();
+  const Dataset data = synthetic_dataset(200);
+  for (const int64_t local_sgd : {int64_t(0), int64_t(3)}) {
+    Config config = step_metrics_config();
+    config.train.epochs = 4;
+    config.comm.local_sgd_period = local_sgd;
+    config.comm.local_sgd_start_step = 2;
+    const std::string plain_dir = shared_temp_dir(*world, "eval-plain");
+    const TrainingResult plain = train_into(plain_dir, config, *world, data);
+    config.metrics.eval_every_steps = 2;
+    config.metrics.target_accuracy = 0.2;  // synthetic labels: 10 classes, chance is 0.1
+    const std::string dir = shared_temp_dir(*world, "eval");
+    const TrainingResult result = train_into(dir, config, *world, data);
+    EXPECT_EQ(result.summary["parameters_crc32"], plain.summary["parameters_crc32"]) << "local SGD " << local_sgd;
+    if (world->rank() == 0) {
+      const auto evals = read_lines(fs::path(dir) / "evals.jsonl");
+      const int64_t per_epoch = 200 / (8 * world->size());
+      ASSERT_FALSE(evals.empty());
+      int64_t expected = 0, last = 0;
+      for (int64_t step = 1; step <= result.step; ++step)
+        if (step % 2 == 0 || step % per_epoch == 0) ++expected;
+      EXPECT_EQ(int64_t(evals.size()), expected);
+      EXPECT_EQ(evals.back()["test_acc"], result.summary["final_test_accuracy"]);
+      nlohmann::json first;
+      for (const auto& line : evals) {
+        EXPECT_GT(line["step"].get<int64_t>(), last) << line;
+        last = line["step"];
+        EXPECT_EQ(line["samples"], line["step"].get<int64_t>() * 8 * world->size());
+        if (first.is_null() && line["test_acc"].get<double>() >= 0.2) first = line;
+      }
+      ASSERT_FALSE(first.is_null()) << "the target was never reached: pick a lower one";
+      EXPECT_EQ(result.summary["steps_to_target"], first["step"]);
+      EXPECT_EQ(result.summary["samples_to_target"], first["samples"]);
+      EXPECT_EQ(result.summary["seconds_to_target"], first["train_seconds"]);
+      EXPECT_TRUE(plain.summary["steps_to_target"].is_null()) << "no target, no steps to it";
+      fs::remove_all(dir);
+      fs::remove_all(plain_dir);
+    }
+    world->barrier();
+  }
+}
+
 }  // namespace
 }  // namespace ddp
