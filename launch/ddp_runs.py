@@ -34,8 +34,14 @@ def split_ranks(world, max_real_ranks):
 
 
 def training_command(binary, config, overrides, ranks, run_dir, kind="mpirun"):
-    return launcher(ranks, kind) + [binary, "--config", os.path.join(ROOT, config), *overrides,
-                                    f"output.dir={run_dir}", "output.progress=false", "--overwrite"]
+    """The command line of one run. kind "hosts:node1,node2": launch/mpirun over those hosts (the
+    local cluster's nodes, or ssh hosts), which takes the binary from DDP_TRAIN."""
+    arguments = ["--config", os.path.join(ROOT, config), *overrides, f"output.dir={run_dir}", "output.progress=false",
+                 "--overwrite"]
+    if kind.startswith("hosts:"):
+        return ["env", f"DDP_TRAIN={binary}", os.path.join(ROOT, "launch", "mpirun"), "--hosts", kind[len("hosts:"):],
+                str(ranks), *arguments]
+    return launcher(ranks, kind) + [binary, *arguments]
 
 
 def run_training(binary, config, overrides, ranks, run_dir, log_path, timeout_s, kind="mpirun"):
