@@ -28,14 +28,23 @@ int launcher_rank() {
 // The command line, or the exit code when there is nothing to run (--help, a bad argument).
 std::optional<int> parse_command_line(int argc, char** argv, ddp::CommandLine& command_line) {
   CLI::App app{"ddp-train: data-parallel SimpleNN training with learning-rate scaling rules", "ddp-train"};
-  bool resume = false;
   app.add_option("--config", command_line.config_path, "YAML config file")->check(CLI::ExistingFile);
   app.add_option("overrides", command_line.overrides, "section.key=value overrides applied after the file");
   app.add_flag("--overwrite", command_line.overwrite, "reuse an output.dir that holds a previous run's results");
-  app.add_flag("--resume", resume, "continue from the newest valid checkpoint in output.dir (checkpoint.resume=auto)");
+  app.add_flag("--resume", command_line.resume,
+               "continue the run in output.dir from its newest valid checkpoint (checkpoint.resume=auto); without "
+               "--config, with the run's own output.dir/config.yaml");
+  app.add_flag("--dry-run", command_line.dry_run,
+               "check the config, the data, the resume source and the run's shape, print them, train nothing "
+               "(exit 0 or 2)");
+  app.add_option("--ranks", command_line.dry_run_ranks,
+                 "with --dry-run: check the run as this many ranks would have it (default: the ranks launched)")
+      ->check(CLI::Range(1, 1 << 20));
   app.set_version_flag("--version", std::string("ddp-train ") + ddp::kVersion);
   app.footer("Config keys:\n" + ddp::describe_config_keys() +
              "\nLaunch: mpirun -np N build/ddp-train --config configs/mnist.yaml lr.rule=linear\n"
+             "Continue a stopped run: mpirun -np N build/ddp-train --resume output.dir=DIR\n"
+             "Check before spending time: build/ddp-train --dry-run --ranks N --config FILE [overrides]\n"
              "Exit codes: 0 success, 2 bad input (config, data, arguments), 75 stopped early with a checkpoint\n"
              "(a SIGTERM/SIGUSR1 or train.stop_after_steps; continue with --resume), 1 any other failure.");
   try {
@@ -44,7 +53,11 @@ std::optional<int> parse_command_line(int argc, char** argv, ddp::CommandLine& c
     const int code = launcher_rank() == 0 ? app.exit(e) : e.get_exit_code();
     return code == 0 ? ddp::kExitOk : ddp::kExitBadInput;
   }
-  if (resume) command_line.overrides.push_back("checkpoint.resume=auto");
+  if (command_line.dry_run_ranks > 0 && !command_line.dry_run) {
+    if (launcher_rank() == 0) fmt::print(stderr, "ddp-train: error: --ranks only goes with --dry-run\n");
+    return ddp::kExitBadInput;
+  }
+  if (command_line.resume) command_line.overrides.push_back("checkpoint.resume=auto");
   return std::nullopt;
 }
 
@@ -91,6 +104,7 @@ int main(int argc, char** argv) {
   // Set-up talks over MPI whatever the training backend: ranks must agree on every
   // failure before any of them enters a collective the others would never join.
   const std::unique_ptr<ddp::Communicator> control = ddp::make_mpi_world_communicator();
+  if (command_line.dry_run) return ddp::dry_run(command_line, *control);
   std::optional<ddp::PreparedRun> run;
   try {
     run.emplace(ddp::prepare_run(command_line, *control));

@@ -1,5 +1,7 @@
 #include "sync/GradientExchange.h"
 
+#include <sstream>
+
 #include "sync/HalfPrecisionAllreduce.h"
 #include "sync/PlainAllreduce.h"
 #include "sync/PowerSgd.h"
@@ -17,6 +19,29 @@ SyncOptions sync_options(const Config& config, int64_t warmup_steps) {
   options.local_sgd_start_step = resolved(config.comm.local_sgd_start_step);
   options.seed = uint64_t(config.train.seed);
   return options;
+}
+
+std::string describe(const SyncOptions& options) {
+  std::string text;
+  switch (options.compression) {
+    case Compression::None: text = "float32 all-reduce every step"; break;
+    case Compression::Fp16:
+    case Compression::Bf16:
+      text = to_string(options.compression) + " from step " + std::to_string(options.compression_start_step) +
+             " (float32 before)";
+      break;
+    case Compression::PowerSgd: {
+      std::ostringstream ratio;
+      ratio << options.powersgd_min_ratio;
+      text = "powersgd rank " + std::to_string(options.powersgd_rank) + " (min ratio " + ratio.str() +
+             ") from step " + std::to_string(options.compression_start_step) + " (float32 before)";
+      break;
+    }
+  }
+  if (options.local_sgd_period > 0)
+    text += "; local SGD from step " + std::to_string(options.local_sgd_start_step) + ", parameters averaged every " +
+            std::to_string(options.local_sgd_period) + " steps";
+  return text;
 }
 
 std::unique_ptr<GradientExchange> make_gradient_exchange(Communicator& comm, const SyncOptions& options,

@@ -37,6 +37,14 @@ struct SyncOptions {
 
 // The options of `config`, with each "auto" step taken as `warmup_steps` (the end of the warmup).
 SyncOptions sync_options(const Config& config, int64_t warmup_steps);
+// How gradients travel, in words: "float32 all-reduce every step", "fp16 from step 117 (float32
+// before)", "powersgd rank 2 (min ratio 2) from step 0", "... ; local SGD from step 117, parameters
+// averaged every 4 steps".
+std::string describe(const SyncOptions& options);
+// Whether the exact mean gradient, which the noise scale needs, stops being formed at some step.
+inline bool estimates_the_mean(const SyncOptions& options) {
+  return options.compression != Compression::None || options.local_sgd_period > 0;
+}
 
 // What carries over from one step to the next, by name: what a checkpoint holds and a
 // rollback restores.

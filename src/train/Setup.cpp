@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "comm/Backend.h"
@@ -15,6 +16,7 @@
 #include "runtime/Device.h"
 #include "schedule/LrSchedule.h"
 #include "schedule/TrainingSchedule.h"
+#include "sync/GradientExchange.h"
 #include "train/Consistency.h"
 #include "train/TrainingState.h"
 
@@ -130,13 +132,13 @@ ResumeSource find_resume_source(const Config& config, bool overwrite) {
 
 // Every rank: rank 0's checkpoint, checked against this run.
 std::optional<TrainingCheckpoint> share_resume_checkpoint(Communicator& control, const ResumeSource& source,
-                                                          const PreparedRun& run) {
+                                                          const PreparedRun& run, int world_size) {
   const bool root = control.rank() == 0;
   const std::vector<std::string> bytes = control.allgather(root ? source.bytes : std::string());
   const std::string path = control.allgather(root ? source.path : std::string())[0];
   if (bytes[0].empty()) return std::nullopt;
   TrainingCheckpoint checkpoint = decode_checkpoint(bytes[0], path);
-  check_resume_compatible(checkpoint, run.config, control.size(), run.dataset.train.size(), path);
+  check_resume_compatible(checkpoint, run.config, world_size, run.dataset.train.size(), path);
   return checkpoint;
 }
 
@@ -173,7 +175,7 @@ void open_run_directory(PreparedRun& run, const ResumeSource& source) {
       // A fresh run: checkpoints of an earlier run here must not be mistaken for its own.
       CheckpointStore(checkpoint_dir(config, run.run_dir->path()), 1).remove_after(-1);
     }
-    run.run_dir->write_text("config.yaml", dump_config(config));
+    run.run_dir->write_text("config.yaml", dump_config(saved_form(config)));
   } catch (...) {
     if (!existed && !config.output.dir.empty()) fs::remove_all(config.output.dir);
     throw;
@@ -182,26 +184,110 @@ void open_run_directory(PreparedRun& run, const ResumeSource& source) {
     run.checkpoints.emplace(checkpoint_dir(config, run.run_dir->path()), int(config.checkpoint.keep));
 }
 
-}  // namespace
-
-PreparedRun prepare_run(const CommandLine& command_line, Communicator& control) {
-  PreparedRun run;
-  ResumeSource source;
+// The stages every start and every dry run share: the config, the device, the data, the shape of
+// the run for `world_size` ranks, the resume source; then every rank checks the checkpoint to
+// resume from and that all run the same experiment on the same kind of device.
+void check_everything(const CommandLine& command_line, Communicator& control, int world_size, PreparedRun& run,
+                      ResumeSource& source) {
   together(control, [&] {
-    run.config = load_config(command_line.config_path, command_line.overrides);
+    run.config = load_config(config_path_of(command_line), command_line.overrides);
     control.set_timeout(run.config.comm.timeout_s);  // set-up's own waits get the run's deadline
     set_compute_threads(int(run.config.runtime.threads));
     run.device = resolve_device(run.config.device);
     run.dataset = load_dataset(run.config.data.name, run.config.data.dir, run.config.data.normalize);
-    check_run_shape(run.config, control.size(), run.dataset.train.size());
+    check_run_shape(run.config, world_size, run.dataset.train.size());
     if (control.rank() == 0) source = find_resume_source(run.config, command_line.overwrite);
   });
-  // Every rank checks the checkpoint to resume from and that all run the same experiment
-  // on the same kind of device.
   together(control, [&] {
-    run.resume_from = share_resume_checkpoint(control, source, run);
+    run.resume_from = share_resume_checkpoint(control, source, run, world_size);
     check_consistency(control, fingerprint_of(run));
   });
+}
+
+// What the run would be, as --dry-run prints it.
+std::string describe_run(const PreparedRun& run, const ResumeSource& source, const CommandLine& command_line,
+                         int world_size) {
+  const Config& c = run.config;
+  const DistributedSampler sampler(run.dataset.train.size(), world_size, 0, c.train.local_batch, c.train.shuffle,
+                                   uint64_t(c.train.seed), c.train.remainder, int(c.train.virtual_ranks));
+  const TrainingSchedule schedule(c, run.dataset.train.size(), sampler.global_batch(), sampler.steps_per_epoch());
+  const int64_t steps = sampler.steps_per_epoch(), total = c.train.epochs * steps;
+  const std::string config_path = config_path_of(command_line);
+  std::string text = "ddp-train --dry-run: the run is valid; nothing was trained or written\n";
+  text += fmt::format("  config      {}{}\n", config_path.empty() ? "the defaults" : config_path,
+                      command_line.overrides.empty() ? "" : fmt::format(" + {} override(s)", command_line.overrides.size()));
+  text += fmt::format("  ranks       {} x {} virtual = {} simulated, on {}; local batch {}, global batch {}\n",
+                      world_size, c.train.virtual_ranks, world_size * c.train.virtual_ranks, run.device.str(),
+                      c.train.local_batch, sampler.global_batch());
+  text += fmt::format("  data        {}: {} train / {} test samples ({})\n", c.data.name, run.dataset.train.size(),
+                      run.dataset.test.size(), c.data.dir);
+  text += schedule.adaptive()
+              ? fmt::format("  steps       {} per epoch, until AdaScale's progress reaches {:g} base-batch steps\n",
+                            steps, schedule.progress_target())
+              : fmt::format("  steps       {} per epoch x {} epochs = {}\n", steps, c.train.epochs, total);
+  text += fmt::format("  lr          rule {}: base {:g} at batch {} -> peak {:.5g}, warmup {} steps, decay {}\n",
+                      to_string(c.lr.rule), c.optim.base_lr, c.lr.base_batch, schedule.peak(), schedule.warmup_steps(),
+                      to_string(c.lr.decay));
+  text += fmt::format("  gradients   {}\n", describe(sync_options(c, schedule.warmup_steps())));
+  const bool checkpoints = c.checkpoint.every_steps > 0 || c.checkpoint.every_epochs > 0;
+  const fs::path run_dir = c.output.dir.empty() ? fs::path("runs/<timestamp>") : fs::path(c.output.dir);
+  const std::string cadence = c.checkpoint.every_steps > 0 ? fmt::format("{} steps", c.checkpoint.every_steps)
+                                                           : fmt::format("{} epoch(s)", c.checkpoint.every_epochs);
+  text += checkpoints ? fmt::format("  checkpoints every {} and at the end, keep {}, in {}\n", cadence,
+                                    c.checkpoint.keep, checkpoint_dir(c, run_dir).string())
+                      : std::string("  checkpoints off (a stop saves nothing to resume from)\n");
+  if (run.resume_from) {
+    const TrainingPosition at = position_of(*run.resume_from, source.path);
+    text += fmt::format("  resume      from {} (step {} of {}, epoch {})\n", source.path, at.step, total, at.epoch + 1);
+  } else {
+    text += source.start_over ? "  resume      no valid checkpoint there: starts at step 0\n"
+                              : "  resume      no: starts at step 0\n";
+  }
+  text += "  output      " + run_dir.string() +
+          (c.output.dir.empty() ? " (a new directory)\n" : fs::exists(run_dir) ? " (exists)\n" : " (will be created)\n");
+  return text;
+}
+
+}  // namespace
+
+std::string config_path_of(const CommandLine& command_line) {
+  if (!command_line.resume || !command_line.config_path.empty()) return command_line.config_path;
+  std::string dir;
+  for (const auto& override : command_line.overrides)
+    if (override.rfind("output.dir=", 0) == 0) dir = override.substr(std::strlen("output.dir="));
+  if (dir.empty())
+    throw InputError("--resume needs the run directory to continue: ddp-train --resume output.dir=DIR (its "
+                     "config.yaml is the run's config; --config FILE instead of it is also accepted)");
+  const fs::path saved = fs::path(dir) / "config.yaml";
+  if (!fs::exists(saved))
+    throw InputError("--resume output.dir=" + dir + ": no " + saved.string() +
+                     " there, so no run to continue (give --config FILE to start one there)");
+  return saved.string();
+}
+
+Config saved_form(Config config) {
+  config.train.stop_after_steps = Config{}.train.stop_after_steps;
+  config.checkpoint.resume = Config{}.checkpoint.resume;
+  return config;
+}
+
+int dry_run(const CommandLine& command_line, Communicator& control) {
+  PreparedRun run;
+  ResumeSource source;
+  const int world_size = command_line.dry_run_ranks > 0 ? command_line.dry_run_ranks : control.size();
+  try {
+    check_everything(command_line, control, world_size, run, source);
+  } catch (const SetupFailed& failed) {
+    return failed.exit_code;
+  }
+  if (control.rank() == 0) fmt::print("{}", describe_run(run, source, command_line, world_size));
+  return kExitOk;
+}
+
+PreparedRun prepare_run(const CommandLine& command_line, Communicator& control) {
+  PreparedRun run;
+  ResumeSource source;
+  check_everything(command_line, control, control.size(), run, source);
   // Only now, with every rank agreed on the device, may a backend with collective set-up
   // of its own (NCCL) start.
   together(control, [&] { run.comm = make_communicator(run.config.comm.backend, run.device, run.config.comm.timeout_s); });

@@ -22,9 +22,12 @@
 namespace ddp {
 
 struct CommandLine {
-  std::string config_path;             // empty: the defaults
+  std::string config_path;             // empty: the defaults (or, with --resume, output.dir's config.yaml)
   std::vector<std::string> overrides;  // section.key=value, applied after the file
   bool overwrite = false;              // reuse an output.dir that holds a previous run's results
+  bool resume = false;                 // --resume: continue the run in output.dir
+  bool dry_run = false;                // --dry-run: check everything, print the run's shape, train nothing
+  int dry_run_ranks = 0;               // --ranks: check as this many ranks would run (0: the ranks launched)
 };
 
 struct PreparedRun {
@@ -49,5 +52,21 @@ struct SetupFailed {
 // Collective over `control` (MPI, whatever the training backend): every rank calls it.
 // Throws SetupFailed on every rank when any rank failed.
 PreparedRun prepare_run(const CommandLine& command_line, Communicator& control);
+
+// --dry-run: every check prepare_run makes before it would write or start a backend (the config,
+// the data, the run's shape for the ranks launched or --ranks, the resume source), then rank 0
+// prints what the run would be. Nothing is written. Collective; returns the exit code (0, or 2
+// after rank 0 printed each rank's failure).
+int dry_run(const CommandLine& command_line, Communicator& control);
+
+// The config file a command line reads: --config's, or with --resume and no --config the run's
+// own DIR/config.yaml (output.dir=DIR among the overrides). Throws InputError when a resume names
+// no output.dir or the directory holds no config.yaml.
+std::string config_path_of(const CommandLine& command_line);
+
+// The config as a run directory keeps it (config.yaml): the keys that belong to one invocation,
+// not to the run (train.stop_after_steps, checkpoint.resume), at their defaults, so that
+// `--resume` from it runs to the end.
+Config saved_form(Config config);
 
 }  // namespace ddp

@@ -112,18 +112,9 @@ void Trainer::announce() {
 // How gradients travel, for the first line: nothing when they travel as plain float32 every step.
 std::string Trainer::sync_text() const {
   const SyncOptions sync = sync_options(config_, schedule_.warmup_steps());
-  std::string text;
-  if (sync.compression != Compression::None)
-    text += fmt::format(", gradients {} from step {}{}", to_string(sync.compression), sync.compression_start_step,
-                        sync.compression == Compression::PowerSgd
-                            ? fmt::format(" (rank {}, min ratio {:g})", sync.powersgd_rank, sync.powersgd_min_ratio)
-                            : std::string());
-  if (sync.local_sgd_period > 0)
-    text += fmt::format(", local SGD from step {}, parameters averaged every {} steps", sync.local_sgd_start_step,
-                        sync.local_sgd_period);
-  if (noise_scale_ && (sync.compression == Compression::PowerSgd || sync.local_sgd_period > 0))
-    text += " (gradient noise scale: measured only before, where the exact mean gradient is formed)";
-  return text;
+  if (!estimates_the_mean(sync)) return "";
+  return ", gradients: " + describe(sync) +
+         (noise_scale_ ? " (gradient noise scale: measured only while the exact mean gradient is formed)" : "");
 }
 
 void Trainer::resume(const TrainingCheckpoint& checkpoint) {

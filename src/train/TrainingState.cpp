@@ -67,15 +67,21 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
   }
   const int64_t simulated = int64_t(world_size) * config.train.virtual_ranks;
   const int64_t was_simulated = was.world_size * was.virtual_ranks;
-  if (was.local_batch != config.train.local_batch || was_simulated != simulated) {
+  if (was.local_batch != config.train.local_batch)
+    throw InputError(fmt::format(
+        "{}: key 'train.local_batch' was {} when the checkpoint was written and is {} now; resuming would change the "
+        "experiment: resume with train.local_batch={} (or with the run's own config: ddp-train --resume "
+        "output.dir={})",
+        source, was.local_batch, config.train.local_batch, was.local_batch, config.output.dir));
+  if (was_simulated != simulated) {
     const bool divides = was_simulated % world_size == 0;
     throw InputError(fmt::format(
-        "{}: written by {} ranks x {} virtual x local batch {} (global batch {}); this run is {} ranks x {} "
-        "virtual x {} (global batch {}). Resuming would silently change the experiment: keep the global batch, "
-        "e.g. train.virtual_ranks={} with {} ranks",
-        source, was.world_size, was.virtual_ranks, was.local_batch, was_simulated * was.local_batch, world_size,
-        config.train.virtual_ranks, config.train.local_batch, simulated * config.train.local_batch,
-        divides ? was_simulated / world_size : was.virtual_ranks, divides ? int64_t(world_size) : was.world_size));
+        "{}: written by {} ranks x {} virtual (global batch {}); this run is {} ranks x {} virtual (global batch {}). "
+        "Resuming would silently change the experiment: {}",
+        source, was.world_size, was.virtual_ranks, was_simulated * was.local_batch, world_size,
+        config.train.virtual_ranks, simulated * config.train.local_batch,
+        divides ? fmt::format("with {} ranks resume with train.virtual_ranks={}", world_size, was_simulated / world_size)
+                : fmt::format("resume with {} ranks and train.virtual_ranks={}", was.world_size, was.virtual_ranks)));
   }
   // Each rank's own state (PowerSGD's error feedback, local SGD's model) belongs to one rank of one layout.
   const bool per_rank = config.comm.compression == Compression::PowerSgd || config.comm.local_sgd_period > 0;
@@ -96,8 +102,9 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
   for (size_t i = 0; i < before.size(); ++i) {
     if (before[i].second != now[i].second && !may_change_on_resume(before[i].first, config))
       throw InputError(fmt::format("{}: key '{}' was {} when the checkpoint was written and is {} now; resuming "
-                                   "would change the experiment (start a new output.dir instead)",
-                                   source, before[i].first, before[i].second, now[i].second));
+                                   "would change the experiment: resume with {}={} (or start a new output.dir)",
+                                   source, before[i].first, before[i].second, now[i].second, before[i].first,
+                                   before[i].second));
   }
 }
 
