@@ -1,11 +1,15 @@
 """Running ddp-train from the experiment drivers (launch/study, launch/claims): one place that
 knows how a run is launched (mpirun or srun, as root, beyond the cores), how its outcome is
-read (ok, diverged, failed) and how progress is shown."""
+read (ok, diverged, failed), how progress is shown, and how results are written (whole or not at
+all, a failure as one line)."""
+import contextlib
+import errno
 import json
 import math
 import os
 import shlex
 import subprocess
+import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +59,7 @@ def run_training(binary, config, overrides, ranks, run_dir, log_path, timeout_s,
     except subprocess.TimeoutExpired as e:
         out = e.stdout or ""
         status, log = "timeout", out.decode() if isinstance(out, bytes) else out
-    with open(log_path, "w") as f:
+    with replacing(log_path) as f:
         f.write(" ".join(shlex.quote(c) for c in cmd) + "\n" + log)
     summary = read_json(os.path.join(run_dir, "summary.json"))
     if status == "exit 1" and summary and summary.get("outcome") == "nonfinite":
@@ -80,6 +84,52 @@ def finished_run(binary, config, overrides, ranks, run_dir, log_path, kind="mpir
     if first != " ".join(shlex.quote(c) for c in training_command(binary, config, overrides, ranks, run_dir, kind)):
         return None
     return ("ok" if summary["outcome"] == "completed" else "diverged"), summary
+
+
+@contextlib.contextmanager
+def replacing(path, mode="w", **open_args):
+    """A file for `path`'s new content that replaces `path` (os.replace) only when the block
+    completes: a failed write (a full disk) leaves the old file or none, never a partial one or
+    its temporary. An OSError names `path`, also where write() itself knows no file name."""
+    temporary = path + ".tmp"
+    try:
+        with open(temporary, mode, **open_args) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        if isinstance(e, OSError):
+            e.filename, e.filename2 = path, None
+        raise
+
+
+def save_figure(fig, path):
+    """A plot, written as replacing() writes."""
+    with replacing(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+
+
+def failure_line(program, error):
+    """The one line an OSError becomes: the file, the system's reason, and for a full disk
+    (the usual cause of a failed write of results) what to do."""
+    line = f"{program}: error: " + (f"{error.filename}: {error.strerror}" if error.filename else str(error))
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        line += ("; the disk is full: free space there or choose another --out, then run again with --reuse "
+                 "(runs that finished are kept)")
+    return line
+
+
+def exit_code_of_main(program, main):
+    """main()'s exit code; an OSError (a result that cannot be written, a file that cannot be
+    read) is one line on stderr and exit 1, not a traceback."""
+    try:
+        return main()
+    except OSError as e:
+        print(failure_line(program, e), file=sys.stderr, flush=True)
+        return 1
 
 
 def read_json(path):

@@ -4,7 +4,7 @@ import math
 import os
 
 import critical_batch
-from ddp_runs import mean_std
+from ddp_runs import mean_std, replacing, save_figure
 
 
 class Sweep:
@@ -228,7 +228,7 @@ def write_report(study, out, rows, epochs, command_line, date, prediction=None, 
         lines += throughput_table(ranks, sps, efficiency)
     lines += ["", "Plots: `accuracy_vs_batch.png`, `accuracy_vs_steps.png`, `loss_curves.png`, `throughput.png`, "
               "`noise_scale.png`. Data: `runs.csv` (one row per run), `epochs.csv` (one row per run and epoch)."]
-    with open(os.path.join(out, "report.md"), "w") as f:
+    with replacing(os.path.join(out, "report.md")) as f:
         f.write("\n".join(lines) + "\n")
 
 
@@ -248,7 +248,7 @@ class Plots:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=legend_size)
         fig.tight_layout()
-        fig.savefig(os.path.join(self.out, name), dpi=110)
+        save_figure(fig, os.path.join(self.out, name))
         self.plt.close(fig)
 
     def noise_scale(self, reference_rule, drop_batch, predicted):

@@ -23,6 +23,10 @@ uint64_t get_u64(const std::string& in, size_t at) {
   return v;
 }
 
+bool ends_with(const std::string& text, const std::string& end) {
+  return text.size() >= end.size() && text.compare(text.size() - end.size(), end.size(), end) == 0;
+}
+
 int64_t step_of(const fs::path& path) {
   const std::string name = path.filename().string();  // ckpt-<step>.ddpckpt
   try {
@@ -104,8 +108,7 @@ std::vector<fs::path> CheckpointStore::list() const {
   if (!fs::is_directory(dir_, error)) return paths;
   for (const auto& entry : fs::directory_iterator(dir_, error)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind("ckpt-", 0) == 0 && name.size() > std::strlen(kSuffix) &&
-        name.compare(name.size() - std::strlen(kSuffix), std::strlen(kSuffix), kSuffix) == 0 &&
+    if (name.rfind("ckpt-", 0) == 0 && name.size() > std::strlen(kSuffix) && ends_with(name, kSuffix) &&
         step_of(entry.path()) >= 0)
       paths.push_back(entry.path());
   }
@@ -116,6 +119,20 @@ std::vector<fs::path> CheckpointStore::list() const {
 void CheckpointStore::remove_after(int64_t step) const {
   for (const auto& path : list())
     if (step_of(path) > step) fs::remove(path);
+}
+
+std::vector<fs::path> CheckpointStore::remove_temporaries() const {
+  std::vector<fs::path> found, removed;
+  std::error_code error;
+  if (!fs::is_directory(dir_, error)) return removed;
+  const std::string temporary_suffix = temporary_path_of(kSuffix).string();  // ".ddpckpt.tmp"
+  for (const auto& entry : fs::directory_iterator(dir_, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("ckpt-", 0) == 0 && ends_with(name, temporary_suffix)) found.push_back(entry.path());
+  }
+  for (const auto& path : found)
+    if (fs::remove(path, error)) removed.push_back(path);
+  return removed;
 }
 
 fs::path CheckpointStore::save(int64_t step, const TrainingCheckpoint& checkpoint) {

@@ -4,7 +4,8 @@
 // The metadata says where each blob lies; the CRC makes a torn or corrupted file
 // detectable, so resume can skip it for an older one. Files are written to a temporary
 // name, fsynced and renamed, so a crash mid-write never leaves a half file under the
-// real name.
+// real name; a write that fails (a full disk) removes its temporary file and throws
+// std::system_error naming the checkpoint and the system's reason.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -48,6 +49,10 @@ class CheckpointStore {
   std::vector<std::filesystem::path> list() const;  // oldest first
   // Deletes every checkpoint of a step after `step` (-1: all of them).
   void remove_after(int64_t step) const;
+  // Deletes the temporary files (ckpt-<step>.ddpckpt.tmp, never a checkpoint) of writes a
+  // crash interrupted, and nothing else: checkpoint.dir may hold files of the user's. Returns
+  // those it deleted.
+  std::vector<std::filesystem::path> remove_temporaries() const;
   const std::filesystem::path& dir() const { return dir_; }
 
  private:

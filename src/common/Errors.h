@@ -1,6 +1,7 @@
 #pragma once
 // Two kinds of failure, because they get different exit codes: a user can fix an
-// InputError (config, data file, argument: exit 2); anything else is ours (exit 1).
+// InputError (config, data file, argument: exit 2); anything else is ours (exit 1), a full
+// disk included: not a mistake in the input, and the same command succeeds once there is room.
 // exit_code_of and message_of are the one mapping from an exception to what a user sees.
 #include <exception>
 #include <stdexcept>
@@ -24,8 +25,13 @@ constexpr int kExitStopped = 75;
 int exit_code_of(const std::exception& error);
 int exit_code_of(const std::exception_ptr& error);
 
-// The message without LibTorch's C++ backtrace, which means nothing to a user.
+// The message without LibTorch's C++ backtrace, which means nothing to a user; for a full
+// disk (a std::system_error with ENOSPC or EDQUOT, as common/Files.h throws) followed by what
+// to do about it.
 std::string message_of(const std::exception& error);
 std::string message_of(const std::exception_ptr& error);
+
+// Whether `error` is a write refused for want of space (ENOSPC) or quota (EDQUOT).
+bool is_disk_full(const std::exception& error);
 
 }  // namespace ddp

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <ctime>
+#include <fstream>
+#include <system_error>
 
 #include "common/Errors.h"
 #include "common/Files.h"
@@ -15,6 +17,9 @@ namespace {
 constexpr const char* kMetrics = "metrics.jsonl";
 constexpr const char* kSteps = "steps.jsonl";
 constexpr const char* kEvals = "evals.jsonl";
+constexpr const char* kSummary = "summary.json";
+// Every file a run writes here (config.yaml through write_text).
+constexpr const char* kFiles[] = {"config.yaml", kMetrics, kSteps, kEvals, kSummary};
 
 bool non_empty(const fs::path& file) {
   std::error_code error;
@@ -39,10 +44,21 @@ void keep_lines_up_to(const fs::path& file, const char* key, int64_t last) {
   write_file_atomically(file, kept);
 }
 
+// metrics.jsonl, opened for this run. A directory that refuses it is output.dir's fault (exit
+// 2), unless the disk is full: that is no mistake in the config.
+LineFile open_metrics(const fs::path& dir, LineFile::Mode mode) {
+  try {
+    return LineFile(dir / kMetrics, mode);
+  } catch (const std::system_error& e) {
+    if (is_disk_full(e)) throw;
+    throw InputError(std::string("output.dir: ") + e.what());
+  }
+}
+
 }  // namespace
 
 bool RunDirectory::holds_results(const fs::path& path) {
-  return fs::exists(path / "summary.json") || non_empty(path / kMetrics) || non_empty(path / kSteps) ||
+  return fs::exists(path / kSummary) || non_empty(path / kMetrics) || non_empty(path / kSteps) ||
          non_empty(path / kEvals);
 }
 
@@ -62,9 +78,8 @@ RunDirectory RunDirectory::create(const std::string& requested) {
   if (error || !fs::is_directory(path))
     throw InputError("output.dir: cannot create " + path.string() + ": " + error.message());
   RunDirectory run(path);
-  run.metrics_.open(path / kMetrics, std::ios::trunc);
-  if (!run.metrics_) throw InputError("output.dir: cannot write " + (path / kMetrics).string());
-  fs::remove(path / "summary.json");
+  run.metrics_ = open_metrics(path, LineFile::Mode::Truncate);
+  fs::remove(path / kSummary);
   fs::remove(path / kSteps);  // an earlier run's (--overwrite); this run's starts with its first line
   fs::remove(path / kEvals);
   return run;
@@ -75,42 +90,40 @@ RunDirectory RunDirectory::reopen(const std::string& requested, int64_t complete
   keep_lines_up_to(path / kMetrics, "epoch", completed_epochs);
   if (fs::exists(path / kSteps)) keep_lines_up_to(path / kSteps, "step", completed_steps);
   if (fs::exists(path / kEvals)) keep_lines_up_to(path / kEvals, "step", completed_steps);
-  fs::remove(path / "summary.json");
+  fs::remove(path / kSummary);
   RunDirectory run(path);
-  run.metrics_.open(path / kMetrics, std::ios::app);
-  if (!run.metrics_) throw InputError("output.dir: cannot write " + (path / kMetrics).string());
+  run.metrics_ = open_metrics(path, LineFile::Mode::Append);
   return run;
+}
+
+std::vector<fs::path> RunDirectory::remove_temporaries(const fs::path& path) {
+  std::vector<fs::path> removed;
+  for (const char* name : kFiles) {
+    const fs::path temporary = temporary_path_of(path / name);
+    std::error_code error;
+    if (fs::remove(temporary, error)) removed.push_back(temporary);
+  }
+  return removed;
 }
 
 void RunDirectory::write_text(const std::string& name, const std::string& text) const {
   write_file_atomically(path_ / name, text);
 }
 
-void RunDirectory::append_metrics(const nlohmann::json& record) {
-  metrics_ << record.dump() << '\n';
-  metrics_.flush();
-}
+void RunDirectory::append_metrics(const nlohmann::json& record) { metrics_.append(record.dump()); }
 
 void RunDirectory::append_step(const nlohmann::json& record) {
-  if (!steps_.is_open()) {
-    steps_.open(path_ / kSteps, std::ios::app);
-    if (!steps_) throw std::runtime_error("cannot write " + (path_ / kSteps).string());
-  }
-  steps_ << record.dump() << '\n';
-  steps_.flush();
+  if (!steps_.is_open()) steps_ = LineFile(path_ / kSteps, LineFile::Mode::Append);
+  steps_.append(record.dump());
 }
 
 void RunDirectory::append_eval(const nlohmann::json& record) {
-  if (!evals_.is_open()) {
-    evals_.open(path_ / kEvals, std::ios::app);
-    if (!evals_) throw std::runtime_error("cannot write " + (path_ / kEvals).string());
-  }
-  evals_ << record.dump() << '\n';
-  evals_.flush();
+  if (!evals_.is_open()) evals_ = LineFile(path_ / kEvals, LineFile::Mode::Append);
+  evals_.append(record.dump());
 }
 
 void RunDirectory::write_summary(const nlohmann::json& summary) const {
-  write_file_atomically(path_ / "summary.json", summary.dump(2) + "\n");
+  write_file_atomically(path_ / kSummary, summary.dump(2) + "\n");
 }
 
 }  // namespace ddp

@@ -157,12 +157,26 @@ Fingerprint fingerprint_of(const PreparedRun& run) {
   return fingerprint;
 }
 
+// A crash mid-write leaves <file>.tmp beside the file it was to replace. It is never a
+// checkpoint, and on a full disk it holds the very space this run needs: removed, and named,
+// before the run writes anything.
+void remove_stale_temporaries(const Config& config) {
+  std::vector<fs::path> removed;
+  if (!config.output.dir.empty()) removed = RunDirectory::remove_temporaries(config.output.dir);
+  if (!config.output.dir.empty() || !config.checkpoint.dir.empty())
+    for (const auto& path : CheckpointStore(checkpoint_dir(config, config.output.dir), 1).remove_temporaries())
+      removed.push_back(path);
+  for (const auto& path : removed)
+    fmt::print(stderr, "ddp-train: removed {}, left by an interrupted write\n", path.string());
+}
+
 // Rank 0, the last stage: the directory, its config.yaml, and the checkpoint store. A
 // directory this call created is removed again if it fails.
 void open_run_directory(PreparedRun& run, const ResumeSource& source) {
   const Config& config = run.config;
   const bool existed = !config.output.dir.empty() && fs::exists(config.output.dir);
   try {
+    remove_stale_temporaries(config);
     if (run.resume_from) {
       const TrainingPosition at = position_of(*run.resume_from, source.path);
       run.run_dir.emplace(RunDirectory::reopen(config.output.dir, at.epoch, at.step));

@@ -78,5 +78,18 @@ TEST_F(CheckpointTest, NewestValidSkipsACorruptOneWithAWarning) {
   EXPECT_FALSE(CheckpointStore(dir_ / "none", 1).newest_valid([](const std::string&) {}).has_value());
 }
 
+TEST_F(CheckpointTest, RemoveTemporariesTakesOnlyInterruptedCheckpointWrites) {
+  CheckpointStore store(dir_, 3);
+  const fs::path kept = store.save(1, sample(1));
+  for (const char* name : {"ckpt-0000000002.ddpckpt.tmp", "notes.tmp", "ckpt-0000000003.ddpckpt.tmp.bak"})
+    std::ofstream(dir_ / name) << "x";
+  const auto removed = store.remove_temporaries();
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0], dir_ / "ckpt-0000000002.ddpckpt.tmp");
+  EXPECT_FALSE(fs::exists(dir_ / "ckpt-0000000002.ddpckpt.tmp"));
+  EXPECT_TRUE(fs::exists(dir_ / "notes.tmp") && fs::exists(dir_ / "ckpt-0000000003.ddpckpt.tmp.bak") && fs::exists(kept));
+  EXPECT_TRUE(CheckpointStore(dir_ / "none", 1).remove_temporaries().empty());
+}
+
 }  // namespace
 }  // namespace ddp
