@@ -292,7 +292,7 @@ Evaluation Trainer::evaluate_now(EpochProgress& e, double seconds) {
     pos_.target_step = pos_.step;
     pos_.target_seconds = seconds;
   }
-  if (out_.run_dir)
+  if (out_.run_dir && config_.metrics.eval_every_steps > 0)
     out_.run_dir->append_eval({{"step", pos_.step},
                                {"epoch", e.epoch + 1},
                                {"samples", pos_.step * sampler_.global_batch()},
