@@ -67,9 +67,58 @@ def run_training(binary, config, overrides, ranks, run_dir, log_path, timeout_s,
     elif status == "ok" and summary is None:
         status = "no summary"
     if status not in ("ok", "diverged"):
-        tail = "\n".join(log.strip().splitlines()[-3:])
-        print(f"    FAILED ({status}); continuing. Last output:\n{tail}", flush=True)
+        print(f"    FAILED ({status}); continuing. {reason_of(log)} (the whole output: {log_path})", flush=True)
     return status, summary
+
+
+def reason_of(log):
+    """What a failed run said about why: ddp-train's own error line (the last one), not the
+    launcher's report that follows it; else the last lines of the output."""
+    lines = [line for line in log.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ddp-train: error:")]
+    if errors:
+        return errors[-1]
+    return "Last output:\n" + "\n".join(lines[-3:])
+
+
+def dry_run_command(binary, config, overrides, ranks, run_dir):
+    """ddp-train --dry-run as `ranks` ranks would run it: one process, no launcher."""
+    return [binary, "--dry-run", "--ranks", str(ranks), "--config", os.path.join(ROOT, config), *overrides,
+            f"output.dir={run_dir}", "output.progress=false", "--overwrite"]
+
+
+def check_runs(binary, config, runs, parallel=2):
+    """Checks every run's command line with ddp-train --dry-run before any runs: runs is a list of
+    (name, overrides, ranks, run_dir). Runs that differ only in train.seed are checked once (a seed
+    is any integer). Returns [(name, the reason it would fail)]; empty when every run would start."""
+    import concurrent.futures
+    distinct = {}
+    for name, overrides, ranks, run_dir in runs:
+        key = (tuple(o for o in overrides if not o.startswith("train.seed=")), ranks)
+        distinct.setdefault(key, (name, overrides, ranks, run_dir))
+
+    def check(item):
+        name, overrides, ranks, run_dir = item
+        result = subprocess.run(dry_run_command(binary, config, overrides, ranks, run_dir), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        return None if result.returncode == 0 else (name, reason_of(result.stdout))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+        return [failure for failure in pool.map(check, distinct.values()) if failure]
+
+
+def refuse_if_any_would_fail(program, binary, config, runs):
+    """The check before a study spends its time: prints each run that would fail with ddp-train's
+    reason and exits 2, or returns having run nothing."""
+    print(f"{program}: checking {len(runs)} runs' command lines with ddp-train --dry-run", flush=True)
+    failures = check_runs(binary, config, runs)
+    if failures:
+        for name, reason in failures[:10]:
+            print(f"{program}: error: run {name} would fail: {reason}", file=sys.stderr)
+        if len(failures) > 10:
+            print(f"{program}: error: ... and {len(failures) - 10} more", file=sys.stderr)
+        print(f"{program}: nothing was run; fix the study and run it again", file=sys.stderr)
+        sys.exit(2)
 
 
 def finished_run(binary, config, overrides, ranks, run_dir, log_path, kind="mpirun"):

@@ -69,7 +69,30 @@ sed 's/train.epochs=2/train.epochs=1/' configs/study-smoke.yaml >"$out/changed.y
 launch/study "$out/changed.yaml" --out "$out/late" --binary "$DDP_TRAIN" --reuse >"$out/changed.log"
 ! grep -q "reused:" "$out/changed.log" || { echo "FAIL: --reuse kept runs whose overrides changed"; exit 1; }
 echo "ok: --reuse reruns what changed"
-# A run that fails is reported and the study goes on (exit 1 at the end).
+# A typo in a rule's override is refused before any run, with ddp-train's own reason.
+cat >"$out/typo.yaml" <<'YAML'
+name: typo
+config: configs/mnist.yaml
+overrides: [train.epochs=1]
+local_batch: 32
+global_batches: [32, 64]
+max_real_ranks: 2
+seeds: [1, 2]
+rules:
+  - {name: fine, overrides: [lr.rule=none]}
+  - {name: typo, overrides: [lr.rule=linaer]}
+YAML
+set +e
+launch/study "$out/typo.yaml" --out "$out/typo" --binary "$DDP_TRAIN" >"$out/typo.log" 2>&1
+status=$?
+set -e
+[ "$status" -eq 2 ] || { cat "$out/typo.log"; echo "FAIL: a study with a bad rule exited $status, not 2"; exit 1; }
+grep -q "study: error: run typo-b32-s1 would fail: ddp-train: error: override 'lr.rule=linaer': key 'lr.rule': expected one of" \
+  "$out/typo.log" || { cat "$out/typo.log"; echo "FAIL: the refusal does not give ddp-train's reason"; exit 1; }
+[ -z "$(ls "$out/typo/runs" 2>/dev/null)" ] || { echo "FAIL: runs were made before the refusal: $(ls "$out/typo/runs")"; exit 1; }
+echo "ok: a bad rule is refused before any run, with the trainer's line"
+# A run that fails while it runs (here: past the study's timeout) is reported with the reason and
+# the study goes on (exit 1 at the end).
 cat >"$out/bad.yaml" <<'YAML'
 name: bad
 config: configs/mnist.yaml
@@ -78,8 +101,9 @@ local_batch: 32
 global_batches: [32]
 max_real_ranks: 1
 seeds: [1]
+timeout_s: 10
 rules:
-  - {name: broken, overrides: [lr.rule=cubic]}
+  - {name: broken, overrides: [train.epochs=400]}
   - {name: fine, overrides: [lr.rule=none]}
   - {name: exploding, overrides: [optim.base_lr=1e6, lr.base_batch=1, optim.momentum=0.9]}
 YAML
@@ -87,7 +111,7 @@ set +e
 launch/study "$out/bad.yaml" --out "$out/bad" --binary "$DDP_TRAIN" >"$out/bad.log" 2>&1
 status=$?
 set -e
-grep -q "FAILED (exit 2)" "$out/bad.log" || { cat "$out/bad.log"; echo "FAIL: the broken run was not reported"; exit 1; }
+grep -q "FAILED (timeout)" "$out/bad.log" || { cat "$out/bad.log"; echo "FAIL: the broken run was not reported"; exit 1; }
 [ "$status" -eq 1 ] || { echo "FAIL: study exit $status with a failed run, expected 1"; exit 1; }
 grep -q "^fine,32,1,1,1,ok" "$out/bad/runs.csv" || { echo "FAIL: the study did not continue after a failed run"; exit 1; }
 echo "ok: a failed run is reported and the study continues"
