@@ -214,6 +214,9 @@ const std::vector<Field>& schema() {
       number<int64_t>("train.check_every",
                       "read the ranks' agreed NaN/stop flags every N steps (0: auto, 1 on CPU, 50 on CUDA)",
                       [](Config& c) -> int64_t& { return c.train.check_every; }, 0, kMaxInt),
+      boolean("train.stop_at_target",
+              "end the run, completed, at the first evaluation reaching metrics.target_accuracy",
+              [](Config& c) -> bool& { return c.train.stop_at_target; }),
       choice<OptimizerName>("optim.name", "optimizer; lars scales each weight tensor's step by its trust ratio",
                             [](Config& c) -> OptimizerName& { return c.optim.name; }, kOptimizers),
       number<double>("optim.base_lr", "learning rate at lr.base_batch",
@@ -575,6 +578,10 @@ void validate(Config& config, const Origins& origins) {
                      "noise, as early in training, and grows as the noise takes over); set lr.warmup_epochs=0 and "
                      "lr.warmup_steps=0");
   validate_sync(config, origins);
+  if (config.train.stop_at_target && config.metrics.target_accuracy <= 0)
+    throw InputError(origin_of(origins, {"train.stop_at_target", "metrics.target_accuracy"}) +
+                     ": key 'train.stop_at_target' is true but metrics.target_accuracy is 0 (no target): set "
+                     "metrics.target_accuracy=A");
   if (config.train.on_nonfinite == NonFinitePolicy::Skip && config.train.check_every > 1)
     throw InputError(origin_of(origins, {"train.on_nonfinite", "train.check_every"}) + ": key 'train.check_every' is " +
                      std::to_string(config.train.check_every) +

@@ -53,6 +53,9 @@ struct TrainConfig {
   // CUDA. Between reads a NaN is remembered on the device and the run returns to the
   // last checked state; on_nonfinite=skip needs every step.
   int64_t check_every = 0;
+  // End the run, completed, at the first evaluation that reaches metrics.target_accuracy: a sweep
+  // that measures steps to a target (Shallue et al.) need not train past it.
+  bool stop_at_target = false;
 };
 
 struct CheckpointConfig {

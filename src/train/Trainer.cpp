@@ -128,7 +128,7 @@ void Trainer::resume(const TrainingCheckpoint& checkpoint) {
 
 TrainingResult Trainer::run(const std::function<bool()>& stop_requested) {
   const auto wall_start = Clock::now();
-  while (!schedule_.finished(pos_.epoch, pos_.progress)) {
+  while (!done()) {
     EpochProgress epoch = begin_epoch();
     run_steps(epoch, stop_requested);
     if (outcome_ != Outcome::Completed) {
@@ -198,7 +198,13 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
       return;
     }
     // At the epoch's last step the epoch-end evaluation and checkpoint follow anyway.
-    if (eval_due(pos_.step) && e.s + 1 < steps) evaluate_now(e, pos_.train_seconds + training_seconds(e));
+    if (eval_due(pos_.step) && e.s + 1 < steps) {
+      evaluate_now(e, pos_.train_seconds + training_seconds(e));
+      if (done()) {  // train.stop_at_target: the run is complete at this step
+        ++e.s;
+        return;
+      }
+    }
     if (checkpoint_due && e.s + 1 < steps) save_checkpoint(position_in(e, e.s + 1), e.loss_sum);
     if (deferred && r.checked && e.s + 1 < steps) keep_rollback_point(e, e.s + 1);
   }
@@ -275,13 +281,19 @@ void Trainer::end_epoch(EpochProgress& e) {
     pos_.epoch_counted_steps = e.counted;
   }
   const int64_t every_epochs = config_.checkpoint.every_epochs, every_steps = config_.checkpoint.every_steps;
-  const bool last = schedule_.finished(pos_.epoch, pos_.progress);
+  const bool last = done();
   if ((every_epochs > 0 || every_steps > 0) && (last || (every_epochs > 0 && pos_.epoch % every_epochs == 0) ||
                                                 (every_steps > 0 && pos_.step % every_steps == 0)))
     save_checkpoint(pos_, whole ? torch::zeros({}, e.loss_sum.options()) : e.loss_sum);
 }
 
+bool Trainer::done() const {
+  return schedule_.finished(pos_.epoch, pos_.progress) || (config_.train.stop_at_target && pos_.target_step >= 0);
+}
+
 Evaluation Trainer::evaluate_now(EpochProgress& e, double seconds) {
+  // The epoch's end right after a mid-epoch evaluation (a run ended at its target): the same model.
+  if (last_eval_ && last_eval_->first == pos_.step) return last_eval_->second;
   const auto start = Clock::now();
   flush_measurements();
   replica_.sync_buffers();  // every rank evaluates with rank 0's BN statistics
@@ -300,6 +312,7 @@ Evaluation Trainer::evaluate_now(EpochProgress& e, double seconds) {
                                {"test_loss", eval.loss},
                                {"test_acc", eval.accuracy}});
   e.eval_seconds += since(start);
+  last_eval_ = std::make_pair(pos_.step, eval);
   return eval;
 }
 

@@ -127,6 +127,8 @@ class Trainer {
   nlohmann::json pace(double gain, double progress) const;  // AdaScale's gain and progress keys
   nlohmann::json time_to_target() const;                     // metrics.target_accuracy's keys
   bool eval_due(int64_t steps_done) const;                   // metrics.eval_every_steps
+  // The run is complete: train.epochs done (AdaScale: its progress), or train.stop_at_target's target reached.
+  bool done() const;
   // The smoothed noise estimate the lr rule may use; nullopt before the first measurement.
   std::optional<GradientNoise> gradient_noise() const;
   // Reads the pending noise samples and step losses from the device, folds the samples into
@@ -159,6 +161,7 @@ class Trainer {
   Outcome outcome_ = Outcome::Completed;
   int64_t nonfinite_step_ = -1;
   std::string last_checkpoint_;
+  std::optional<std::pair<int64_t, Evaluation>> last_eval_;  // (step, result) of the latest evaluation
 };
 
 }  // namespace ddp

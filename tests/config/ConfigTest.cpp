@@ -408,6 +408,11 @@ TEST(Config, CompressionAndLocalSgdKeys) {
   EXPECT_TRUE(has(override_error_of({"comm.powersgd_rank=0"}), "out of range"));
 }
 
+TEST(Config, StopAtTargetNeedsATarget) {
+  EXPECT_TRUE(has(override_error_of({"train.stop_at_target=true"}), "metrics.target_accuracy is 0"));
+  EXPECT_TRUE(load_config("", {"train.stop_at_target=true", "metrics.target_accuracy=0.8"}).train.stop_at_target);
+}
+
 TEST(Config, LocalSgdRefusesWhatCannotMeanAnything) {
   const std::string virtual_ranks = override_error_of({"comm.local_sgd_period=4", "train.virtual_ranks=2"});
   EXPECT_TRUE(has(virtual_ranks, "comm.local_sgd_period")) << virtual_ranks;

@@ -238,6 +238,15 @@ TEST(Evaluations, EveryNStepsWithTheFirstThatReachesTheTarget) {
     const std::string dir = shared_temp_dir(*world, "eval");
     const TrainingResult result = train_into(dir, config, *world, data);
     EXPECT_EQ(result.summary["parameters_crc32"], plain.summary["parameters_crc32"]) << "local SGD " << local_sgd;
+    // train.stop_at_target: the same run, ended (completed) at the evaluation that reached the target.
+    config.train.stop_at_target = true;
+    const std::string stopped_dir = shared_temp_dir(*world, "eval-stopped");
+    const TrainingResult stopped = train_into(stopped_dir, config, *world, data);
+    EXPECT_EQ(stopped.outcome, Outcome::Completed);
+    EXPECT_EQ(stopped.summary["steps"], result.summary["steps_to_target"]);
+    EXPECT_EQ(stopped.summary["steps_to_target"], result.summary["steps_to_target"]);
+    EXPECT_LT(stopped.summary["steps"].get<int64_t>(), result.summary["steps"].get<int64_t>());
+    if (world->rank() == 0) fs::remove_all(stopped_dir);
     if (world->rank() == 0) {
       const auto evals = read_lines(fs::path(dir) / "evals.jsonl");
       const int64_t per_epoch = 200 / (8 * world->size());
