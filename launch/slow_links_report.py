@@ -5,7 +5,7 @@ import os
 import statistics
 
 import critical_batch
-from ddp_runs import mean_std
+from ddp_runs import mean_std, replacing, save_figure
 
 TBF_NOTE = ("Links are capped with tc tbf (rate M, burst 256 KB, 50 ms of queue) at both ends of every node's "
             "veth pair, so each direction of each node pair runs at M. tbf shapes bandwidth only: it adds no "
@@ -255,7 +255,7 @@ def plots(runs, study, out):
             ax.grid(True, which="both", alpha=0.3)
         axes[0][0].legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(os.path.join(out, name), dpi=110)
+        save_figure(fig, os.path.join(out, name))
         plt.close(fig)
         made.append(name)
     sweep = study.get("batch_sweep")
@@ -273,7 +273,7 @@ def plots(runs, study, out):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(os.path.join(out, "accuracy_vs_batch.png"), dpi=110)
+        save_figure(fig, os.path.join(out, "accuracy_vs_batch.png"))
         plt.close(fig)
         made.append("accuracy_vs_batch.png")
     return ["", "## Plots", ""] + [f"![{m}]({m})" for m in made]
@@ -302,5 +302,5 @@ def write_report(study, out, rows, command_line, date, seconds):
     if study.get("notes"):
         lines += ["", "## Notes (written after the runs)", "", study["notes"].strip()]
     lines += plots(runs, study, out)
-    with open(os.path.join(out, "report.md"), "w") as f:
+    with replacing(os.path.join(out, "report.md")) as f:
         f.write("\n".join(lines) + "\n")
