@@ -15,6 +15,7 @@ two is taken, as NCCL's tuner does.
 """
 import math
 import random
+import statistics
 
 # --- the statistical model -------------------------------------------------------------------------
 
@@ -106,14 +107,20 @@ def allreduce_seconds(ranks, message_bytes, network):
 
 
 def fit_alpha_beta(message_bytes, seconds, ranks):
-    """(alpha, beta) of a ring all-reduce over `ranks` from measured (size, time) pairs: a least-squares
-    line t = 2(n-1) alpha + 2(n-1)/n beta m. alpha is kept >= 0."""
-    n = len(message_bytes)
-    mx, my = sum(message_bytes) / n, sum(seconds) / n
-    sxx = sum((x - mx) ** 2 for x in message_bytes)
-    slope = sum((x - mx) * (y - my) for x, y in zip(message_bytes, seconds)) / sxx
-    intercept = max(0.0, my - slope * mx)
-    return intercept / (2 * (ranks - 1)), slope / (2 * (ranks - 1) / ranks)
+    """(alpha, beta) of a ring all-reduce over `ranks` from measured (size, time) pairs, fitted as two
+    measurements rather than one noisy line: beta from the upper half of the sizes (where the bytes
+    dominate: a least-squares slope), alpha from the smallest messages (where latency does: the
+    median time, less their bytes' share). A slope lost in noise (not positive) falls back to the
+    largest message's time per byte."""
+    points = sorted(zip(message_bytes, seconds))
+    upper = points[len(points) // 2:]
+    slope = fit_line(*zip(*upper))[1] if len(upper) >= 2 else 0.0
+    if slope <= 0:
+        slope = points[-1][1] / points[-1][0]
+    beta = slope / (2 * (ranks - 1) / ranks)
+    small = points[:max(1, len(points) // 4)]
+    latency = statistics.median(t - 2 * (ranks - 1) / ranks * m * beta for m, t in small)
+    return max(0.0, latency) / (2 * (ranks - 1)), beta
 
 
 def fit_line(xs, ys):
@@ -221,3 +228,32 @@ def scaling_limit(plans, gain=0.1):
         if doubled["seconds"] > this["seconds"] * (1 - gain):
             return this
     return plans[-1]
+
+
+# --- presets ----------------------------------------------------------------------------------------
+# Networks as their figures say, for what this machine cannot measure. Bandwidth is the line rate in
+# one direction (an upper bound: a real all-reduce reaches 80-95% of it); alpha, the latency of one
+# step of a collective, is an assumption of the usual order for that fabric, not a measurement.
+NETWORK_PRESETS = [
+    {"name": "NVLink 4 (H100/H200 SXM)", "bytes_per_second": 450e9, "alpha": 3e-6,
+     "source": "NVIDIA H100/H200 SXM datasheets: 900 GB/s NVLink per GPU, both directions; latency assumed"},
+    {"name": "InfiniBand NDR", "bytes_per_second": 50e9, "alpha": 5e-6,
+     "source": "NDR line rate 400 Gb/s per port; latency assumed (a few us per collective step)"},
+    {"name": "100 GbE (RoCE)", "bytes_per_second": 12.5e9, "alpha": 10e-6,
+     "source": "IEEE 802.3 100GBASE line rate; latency assumed"},
+    {"name": "10 GbE (TCP)", "bytes_per_second": 1.25e9, "alpha": 30e-6,
+     "source": "IEEE 802.3 10GBASE line rate; TCP latency assumed"},
+    {"name": "1 GbE (TCP)", "bytes_per_second": 0.125e9, "alpha": 50e-6,
+     "source": "IEEE 802.3 1000BASE-T line rate; TCP latency assumed"},
+]
+
+# Compute presets besides the measured core. SimpleNN's step on a GPU is bound by kernel launches
+# (about 27 operators a step, tools/bench_train.cpp --count-ops) rather than arithmetic (0.6 MFLOP a
+# sample forward and backward).
+H200_ASSUMED = {"name": "H200 (assumed, not measured)", "intercept": 150e-6, "per_sample": 1.2e-8,
+                "source": "an assumption until launch/device-check measures it: 27 kernels at ~5 us each, plus "
+                          "0.6 MFLOP a sample at 50 TFLOP/s"}
+
+
+def preset_network(preset):
+    return {"alpha": preset["alpha"], "beta": 1 / preset["bytes_per_second"]}
