@@ -170,7 +170,7 @@ def recommendation_lines(d, rows, prediction):
     return lines
 
 
-def throughput_lines(bench):
+def throughput_lines(bench, plan):
     c = bench["compute"]
     lines = ["", "## The throughput model", "",
              f"Compute (ddp-bench-train, one rank of this machine, {bench['measured_at']}): a step of local batch b takes "
@@ -183,30 +183,38 @@ def throughput_lines(bench):
                      "ddp-bench-comm, 2 ranks, 8 B to 4 MB, ring fit |")
     for p in planner.NETWORK_PRESETS:
         lines.append(f"| {p['name']} | {p['alpha'] * 1e6:.0f} µs | {p['bytes_per_second'] / 1e6:,.0f} MB/s | {p['source']} |")
+    for n in plan["networks"]:
+        lines.append(f"| {n['name']} | {n['alpha'] * 1e6:.1f} µs | {1 / n['beta'] / 1e6:,.1f} MB/s | {n['source']} |")
+    lines += ["", f"Compute presets besides the measured core: {planner.H200_ASSUMED['name']}: "
+                  f"{planner.H200_ASSUMED['intercept'] * 1e6:.0f} µs + {planner.H200_ASSUMED['per_sample'] * 1e9:.0f} ns × b "
+                  f"({planner.H200_ASSUMED['source']})"] + [
+        f"; {c['name']}: {c['intercept'] * 1e6:.0f} µs + {c['per_sample'] * 1e9:.0f} ns × b ({c['source']})"
+        for c in plan["computes"]]
     lines += ["", "Compression modes' own arithmetic per step (ddp-bench-comm --compression on this host, less the "
                   "model's transfer time): " + ", ".join(f"{m} {s * 1e6:.0f} µs" for m, s in bench["overhead"].items()) + "."]
     return lines
 
 
-def compute_presets(bench):
-    return [{"name": "this machine's core (measured)", **bench["compute"]}, planner.H200_ASSUMED]
+def compute_presets(bench, plan):
+    return [{"name": "this machine's core (measured)", **bench["compute"]}, planner.H200_ASSUMED] + plan["computes"]
 
 
-def networks(bench):
+def networks(bench, plan):
     nets = [(name, net) for name, net in bench["networks"].items() if name.startswith("local cluster")]
-    return [(p["name"], planner.preset_network(p)) for p in planner.NETWORK_PRESETS] + nets
+    own = [(n["name"], {"alpha": n["alpha"], "beta": n["beta"]}) for n in plan["networks"]]
+    return [(p["name"], planner.preset_network(p)) for p in planner.NETWORK_PRESETS] + nets + own
 
 
-def plan_lines(d, prediction, bench, size):
+def plan_lines(d, prediction, bench, size, plan):
     fit = prediction["fit"]
     lrs = {int(g): lr for g, lr in prediction["best_lr"].items()}
     lines = ["", f"### The plan for {d['name']}: the best global batch, its lr and the time to {d['target_accuracy']:g}", ""]
     curves = {}
-    for compute in compute_presets(bench):
+    for compute in compute_presets(bench, plan):
         lines += [f"Compute: {compute['name']}.", "", "| network | " + " | ".join(str(n) for n in RANKS) + " |",
                   "| --- | " + " | ".join("---:" for _ in RANKS) + " |"]
         recommendations = []
-        for name, net in networks(bench):
+        for name, net in networks(bench, plan):
             plans = [planner.best_configuration((fit["s_min"], fit["b_crit"]), compute, net, n, LOCAL_BATCHES, size)
                      for n in RANKS]
             plans = [p for p in plans if p]
@@ -295,10 +303,10 @@ def write_report(plan, out, rows, bench, predictions, sizes, command_line, date,
         time_text, verdicts = time_lines(d, rows, prediction)
         lines += time_text + recommendation_lines(d, rows, prediction)
         all_verdicts += verdicts
-        plan_text, curves = plan_lines(d, prediction, bench, sizes[d["name"]])
+        plan_text, curves = plan_lines(d, prediction, bench, sizes[d["name"]], plan)
         lines += plan_text
         images += plots(d, rows, prediction, curves, out)
-    lines += throughput_lines(bench)
+    lines += throughput_lines(bench, plan)
     lines += ["", "## Targets", "",
               f"- Predicted time to target within 25% of measured: {sum(all_verdicts)} of {len(all_verdicts)} "
               "configurations (each dataset's table says which, and by how much)."]

@@ -33,3 +33,11 @@ for png in ("time_to_target_vs_ranks_mnist.png", "steps_vs_samples_mnist.png"):
     assert open(os.path.join(out, png), "rb").read(8) == b"\x89PNG\r\n\x1a\n", png
 print(f"ok: plan smoke: fit S_min {fit['s_min']:.1f}, B_crit {fit['b_crit']:.0f}; {len(later)} runs predicted before they ran")
 PY
+# One's own cluster: its network's figures (or a ddp-bench-comm output) and compute, planned again
+# from the same measurements without running anything.
+{ cat configs/plan-smoke.yaml; printf 'networks:\n  - {name: "our 25 GbE", alpha_us: 15, gbit_per_s: 25}\n'
+  printf 'computes:\n  - {name: "a faster core", intercept_us: 100, per_sample_us: 2}\n'; } >"$out/own.yaml"
+launch/plan "$out/own.yaml" --plan-only --binary "$train" --out "$out" >"$out/replan.log" 2>&1 || { cat "$out/replan.log"; exit 1; }
+grep -q "^| our 25 GbE |" "$out/report.md" && grep -q "^Compute: a faster core" "$out/report.md" \
+  || { echo "FAIL: --plan-only did not plan for the given network and compute"; exit 1; }
+echo "ok: --plan-only plans for a network and a compute given by their figures"
