@@ -114,7 +114,14 @@ ResumeSource find_resume_source(const Config& config, bool overwrite) {
   if (config.output.dir.empty() && config.checkpoint.dir.empty()) return source;
   const CheckpointStore store(checkpoint_dir(config, config.output.dir), int(config.checkpoint.keep));
   if (resume) {
-    auto found = store.newest_valid([](const std::string& w) { fmt::print(stderr, "ddp-train: warning: {}\n", w); });
+    // A checkpoint whose metadata cannot be read (written by a build with a bug, say) blocks
+    // nothing: the next older one is tried.
+    const auto metadata_reads = [](const TrainingCheckpoint& checkpoint, const std::string& path) {
+      identity_of(checkpoint, path);
+      position_of(checkpoint, path);
+    };
+    auto found = store.newest_valid([](const std::string& w) { fmt::print(stderr, "ddp-train: warning: {}\n", w); },
+                                    metadata_reads);
     if (found) return {encode_checkpoint(found->second), found->first.string(), false};
     // --resume asks to continue this directory: with nothing to continue from, it starts over in it.
     fmt::print(stderr, "ddp-train: no valid checkpoint in {}; starting from step 0\n", store.dir().string());

@@ -2,7 +2,9 @@
 
 #include <fmt/core.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 
 #include "common/Version.h"
@@ -45,6 +47,9 @@ std::map<std::string, std::string> own_blobs(const TrainingCheckpoint& checkpoin
   }
   return blobs;
 }
+
+// JSON has no NaN or Inf: a value that is none (an epoch without an applied step) or not finite is null.
+nlohmann::json number_or_null(double value) { return std::isfinite(value) ? nlohmann::json(value) : nullptr; }
 
 // The mean over ranks of a 0-dim device tensor, read on the host.
 double mean_over_ranks(const torch::Tensor& value, Communicator& comm) {
@@ -260,8 +265,10 @@ void Trainer::end_epoch(EpochProgress& e) {
   const double seconds = since(e.start);
   add_epoch_times(seconds);
   // One read of the epoch's loss: with steps.jsonl off, the loop's only host synchronisation
-  // besides the flag reads.
-  const double train_loss = mean_over_ranks(e.loss_sum / double(std::max<int64_t>(e.counted, 1)), comm_);
+  // besides the flag reads. An epoch whose every step was skipped (NaN/Inf) has none: NaN, null
+  // in the outputs. Every rank skipped the same steps, so all or none take the collective.
+  const double train_loss = e.counted > 0 ? mean_over_ranks(e.loss_sum / double(e.counted), comm_)
+                                          : std::numeric_limits<double>::quiet_NaN();
   flush_measurements();
   replica_.sync_buffers();  // every rank evaluates with rank 0's BN statistics
   const Evaluation eval = evaluate(replica_.model(), test_, comm_);
@@ -309,8 +316,8 @@ void Trainer::write_metrics(const EpochProgress& e, double train_loss, double te
   nlohmann::json record = {{"epoch", e.epoch + 1},
                            {"step", pos_.step},
                            {"lr", e.lr},
-                           {"train_loss", train_loss},
-                           {"test_loss", test_loss},
+                           {"train_loss", number_or_null(train_loss)},
+                           {"test_loss", number_or_null(test_loss)},
                            {"test_acc", test_accuracy},
                            {"samples_per_second", samples_per_second},
                            {"epoch_seconds", since(e.start)},
@@ -479,8 +486,8 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"parameters", parameter_count(*replica_.model())},
                             {"parameters_crc32", replica_.parameters_crc32()},
                             {"final_test_accuracy", pos_.final_test_accuracy},
-                            {"final_test_loss", pos_.final_test_loss},
-                            {"final_train_loss", pos_.final_train_loss},
+                            {"final_test_loss", number_or_null(pos_.final_test_loss)},
+                            {"final_train_loss", number_or_null(pos_.final_train_loss)},
                             {"noise_scale_b_small", config_.train.local_batch},
                             {"samples_per_second", result.samples_per_second},
                             {"train_seconds", pos_.train_seconds},

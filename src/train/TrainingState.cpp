@@ -2,6 +2,9 @@
 
 #include <fmt/core.h>
 
+#include <cmath>
+#include <limits>
+
 #include "common/Errors.h"
 
 namespace ddp {
@@ -21,6 +24,37 @@ bool may_change_on_resume(const std::string& key, const Config& config) {
          key == "train.check_every" || key == "device" || key == "data.dir";
 }
 
+// nlohmann/json writes NaN and +-Inf as null, which reads back as no number at all: a position
+// holding one (the test loss of an epoch that diverged) is written with these names instead.
+const std::pair<const char*, double> kNonFiniteNames[] = {{"NaN", std::numeric_limits<double>::quiet_NaN()},
+                                                          {"Infinity", std::numeric_limits<double>::infinity()},
+                                                          {"-Infinity", -std::numeric_limits<double>::infinity()}};
+
+nlohmann::json name_non_finite(const nlohmann::json& value) {
+  if (value.is_object()) {
+    nlohmann::json named = nlohmann::json::object();
+    for (const auto& [key, item] : value.items()) named[key] = name_non_finite(item);
+    return named;
+  }
+  if (!value.is_number_float() || std::isfinite(value.get<double>())) return value;
+  const double x = value.get<double>();
+  return std::isnan(x) ? kNonFiniteNames[0].first : x > 0 ? kNonFiniteNames[1].first : kNonFiniteNames[2].first;
+}
+
+// Back to numbers, where `shape` (a default TrainingPosition, as JSON) has a floating-point field.
+// A null there was written by an older build for a NaN or an Inf: read as NaN, not a number.
+void read_non_finite(nlohmann::json& meta, const nlohmann::json& shape) {
+  for (const auto& [key, field] : shape.items()) {
+    if (!meta.contains(key)) continue;
+    nlohmann::json& value = meta[key];
+    if (field.is_object() && value.is_object()) read_non_finite(value, field);
+    if (!field.is_number_float()) continue;
+    if (value.is_null()) value = std::numeric_limits<double>::quiet_NaN();
+    for (const auto& [name, number] : kNonFiniteNames)
+      if (value.is_string() && value.get<std::string>() == name) value = number;
+  }
+}
+
 template <class T>
 T read_meta(const nlohmann::json& meta, const std::string& source) {
   try {
@@ -34,7 +68,7 @@ T read_meta(const nlohmann::json& meta, const std::string& source) {
 
 nlohmann::json checkpoint_meta(const RunIdentity& identity, const TrainingPosition& position) {
   nlohmann::json meta = identity;
-  meta.update(nlohmann::json(position));
+  meta.update(name_non_finite(nlohmann::json(position)));
   return meta;
 }
 
@@ -50,6 +84,7 @@ TrainingPosition position_of(const TrainingCheckpoint& checkpoint, const std::st
   nlohmann::json meta = checkpoint.meta;
   for (const auto& [key, value] : kAddedSince.items())
     if (!meta.contains(key)) meta[key] = value;
+  read_non_finite(meta, nlohmann::json(TrainingPosition{}));
   return read_meta<TrainingPosition>(meta, source);
 }
 
