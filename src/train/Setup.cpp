@@ -124,7 +124,13 @@ ResumeSource find_resume_source(const Config& config, bool overwrite) {
                                     metadata_reads);
     if (found) return {encode_checkpoint(found->second), found->first.string(), false};
     // --resume asks to continue this directory: with nothing to continue from, it starts over in it.
-    fmt::print(stderr, "ddp-train: no valid checkpoint in {}; starting from step 0\n", store.dir().string());
+    const bool checkpoints_off = config.checkpoint.every_steps == 0 && config.checkpoint.every_epochs == 0;
+    const std::string why =
+        !store.list().empty() ? "each one there was skipped, see above"
+        : checkpoints_off     ? "there is none, and checkpoint.every_steps=0 with checkpoint.every_epochs=0 writes none"
+                              : "there is none";
+    fmt::print(stderr, "ddp-train: warning: --resume: no checkpoint to continue from in {} ({}); starting from step 0\n",
+               store.dir().string(), why);
     source.start_over = true;
   }
   if (!overwrite && !source.start_over &&

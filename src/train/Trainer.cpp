@@ -178,6 +178,7 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
   for (; e.s < steps; ++e.s) {
     if (stop_after > 0 && pos_.step >= stop_after) {
       outcome_ = Outcome::Stopped;
+      stop_cause_ = StopCause::StepBudget;
       return;
     }
     const bool checkpoint_due = every_steps > 0 && (pos_.step + 1) % every_steps == 0;
@@ -209,6 +210,7 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
     if (r.stop_requested) {
       ++e.s;
       outcome_ = Outcome::Stopped;
+      stop_cause_ = StopCause::Request;
       return;
     }
     // At the epoch's last step the epoch-end checkpoint follows anyway.
@@ -443,6 +445,7 @@ void Trainer::save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum
 TrainingResult Trainer::finish(double wall_seconds) {
   TrainingResult result;
   result.outcome = outcome_;
+  result.stop_cause = stop_cause_;
   result.step = pos_.step;
   result.nonfinite_step = nonfinite_step_;
   result.check_every = check_every_;

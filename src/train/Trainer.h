@@ -36,8 +36,16 @@ enum class Outcome {
   NonFinite,  // NaN/Inf with train.on_nonfinite=stop: last good state checkpointed
 };
 
+// Why a run Stopped: every rank learns the same.
+enum class StopCause {
+  None,        // not stopped
+  StepBudget,  // train.stop_after_steps
+  Request,     // `stop_requested` was true on some rank (which one, it alone knows)
+};
+
 struct TrainingResult {
   Outcome outcome = Outcome::Completed;
+  StopCause stop_cause = StopCause::None;
   int64_t step = 0;  // steps done; NonFinite: the last good state's step
   // NonFinite: the step whose check found the NaN/Inf. With deferred checks (train.check_every
   // > 1) it appeared in one of the steps from `step` (the last good state) to this one.
@@ -150,6 +158,7 @@ class Trainer {
   TrainingPosition pos_;            // step and epoch live; times and losses of completed epochs
   RollbackPoint good_;
   Outcome outcome_ = Outcome::Completed;
+  StopCause stop_cause_ = StopCause::None;
   int64_t nonfinite_step_ = -1;
   std::string last_checkpoint_;
 };
