@@ -731,4 +731,12 @@ std::string to_string(Compression compression) { return name_of(kCompressions, c
 
 bool uses_min_lr(LrDecay decay) { return decay == LrDecay::Cosine || decay == LrDecay::Cyclic; }
 
+bool depends_on_run_length(LrDecay decay) { return decay == LrDecay::Cosine; }
+
+std::vector<LrDecay> all_decays() {
+  std::vector<LrDecay> decays;
+  for (const auto& option : kDecays) decays.push_back(option.second);
+  return decays;
+}
+
 }  // namespace ddp

@@ -167,4 +167,10 @@ std::string to_string(Compression compression);
 // The decays whose lr goes down to lr.min_lr (cosine, cyclic): it must not exceed the scaled peak.
 bool uses_min_lr(LrDecay decay);
 
+// The decays whose lr at a step depends on the run's length, train.epochs (cosine spans the whole
+// run): a resume must not change train.epochs under them. The others depend on the step alone.
+bool depends_on_run_length(LrDecay decay);
+// Every lr.decay, in the schema's order.
+std::vector<LrDecay> all_decays();
+
 }  // namespace ddp

@@ -55,6 +55,22 @@ void read_non_finite(nlohmann::json& meta, const nlohmann::json& shape) {
   }
 }
 
+// train.epochs may change on resume (more epochs for a run that ended too soon) only where no
+// step's lr depends on it: under cosine every step after the resumed one would take another lr,
+// and the run would follow neither schedule.
+void check_run_length_kept(const Config& saved, const Config& config, const std::string& source) {
+  if (saved.train.epochs == config.train.epochs || !depends_on_run_length(config.lr.decay)) return;
+  std::string free;
+  for (const LrDecay decay : all_decays())
+    if (!depends_on_run_length(decay)) free += (free.empty() ? "" : ", ") + to_string(decay);
+  throw InputError(fmt::format(
+      "{}: key 'train.epochs' was {} when the checkpoint was written and is {} now, but lr.decay={} spans the "
+      "whole run: the lr of every step after the resumed one would change, and the run would follow neither "
+      "schedule. Resume with train.epochs={}, or start a new output.dir (lr.decay {} may take other train.epochs on "
+      "resume: their lr depends on the step alone)",
+      source, saved.train.epochs, config.train.epochs, to_string(config.lr.decay), saved.train.epochs, free));
+}
+
 template <class T>
 T read_meta(const nlohmann::json& meta, const std::string& source) {
   try {
@@ -131,6 +147,7 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
                                    "would change the experiment (start a new output.dir instead)",
                                    source, before[i].first, before[i].second, now[i].second));
   }
+  check_run_length_kept(saved, config, source);  // the same decay, then: does it depend on train.epochs?
 }
 
 }  // namespace ddp

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "common/Errors.h"
+
 namespace ddp {
 namespace {
 
@@ -54,6 +56,67 @@ TEST(TrainingState, NamesAreOnlyReadWhereANumberBelongs) {
   TrainingCheckpoint bad = back;
   bad.meta["final_test_loss"] = "nan?";
   EXPECT_THROW(position_of(bad, "mem"), CheckpointError);
+}
+
+// A checkpoint of a 3-epoch run of 2 ranks x 64 on 8000 samples under `decay`, at step 77.
+TrainingCheckpoint checkpoint_of(const Config& config) {
+  RunIdentity identity;
+  identity.world_size = 2;
+  identity.local_batch = config.train.local_batch;
+  identity.global_batch = 2 * config.train.local_batch;
+  identity.steps_per_epoch = 62;
+  identity.train_samples = 8000;
+  identity.config = dump_config(config);
+  TrainingPosition at;
+  at.step = 77;
+  return through_a_file(identity, at);
+}
+
+Config three_epochs(LrDecay decay) {
+  Config config = parse_config("train: {epochs: 3}\n", "test");
+  config.lr.decay = decay;
+  config.lr.warmup_epochs = 1;
+  config.lr.step_every_epochs = 2;
+  return config;
+}
+
+// Issue 24: a cosine run stopped at step 77 of 3 epochs and resumed with train.epochs=4 trained
+// steps 78.. at the lr of a 4-epoch run (0.019681 instead of 0.019378 at step 78).
+TEST(TrainingState, MoreEpochsOnResumeAreRefusedWhereTheDecaySpansTheRun) {
+  const Config written = three_epochs(LrDecay::Cosine);
+  Config more = written;
+  more.train.epochs = 4;
+  try {
+    check_resume_compatible(checkpoint_of(written), more, 2, 8000, "ckpt");
+    ADD_FAILURE() << "resumed with another train.epochs under cosine";
+  } catch (const InputError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("key 'train.epochs' was 3 when the checkpoint was written and is 4 now"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("lr.decay=cosine spans the whole run"), std::string::npos) << message;
+    EXPECT_NE(message.find("lr.decay constant, step, exponential, cyclic may take other train.epochs"),
+              std::string::npos)
+        << message;
+  }
+  EXPECT_NO_THROW(check_resume_compatible(checkpoint_of(written), written, 2, 8000, "ckpt"));
+}
+
+TEST(TrainingState, MoreEpochsOnResumeAreAllowedWhereTheLrDependsOnTheStepAlone) {
+  for (const LrDecay decay : {LrDecay::Constant, LrDecay::Step, LrDecay::Exponential, LrDecay::Cyclic}) {
+    const Config written = three_epochs(decay);
+    Config more = written;
+    more.train.epochs = 4;
+    EXPECT_NO_THROW(check_resume_compatible(checkpoint_of(written), more, 2, 8000, "ckpt")) << to_string(decay);
+  }
+  // Another decay is refused as such, whatever the epochs.
+  Config other = three_epochs(LrDecay::Cosine);
+  other.train.epochs = 4;
+  try {
+    check_resume_compatible(checkpoint_of(three_epochs(LrDecay::Constant)), other, 2, 8000, "ckpt");
+    ADD_FAILURE() << "resumed with another lr.decay";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("key 'lr.decay' was constant"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
