@@ -65,7 +65,8 @@ struct CheckpointConfig {
 
 struct OptimConfig {
   // lars: SGD whose step for each weight matrix is scaled by its trust ratio
-  // eta |w| / (|grad w| + weight_decay |w|) (You et al. 2017); biases take the plain SGD step.
+  // eta |w| / (|grad w| + weight_decay |w|) (You et al. 2017); biases take the plain SGD step
+  // without weight decay (MLPerf's LARS).
   OptimizerName name = OptimizerName::Sgd;
   double base_lr = 0.01;
   double momentum = 0.0;
