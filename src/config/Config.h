@@ -116,7 +116,10 @@ struct MetricsConfig {
   // 4th step keeps the overhead under 2% and still gives hundreds of samples an epoch.
   // lr.rule=adascale measures every step whatever this says: its gain needs every step's norms.
   int64_t noise_scale_every = 4;
-  double noise_scale_decay = 0.99;  // moving-average decay per measurement (AdaScale: part of its gain)
+  // The moving averages' decay per lr.base_batch samples (AdaptDL's smoothing): a measurement
+  // every N steps of global batch B decays them by noise_scale_decay^(N B / lr.base_batch), so
+  // they remember about lr.base_batch / (1 - decay) samples at any batch (AdaScale: part of its gain).
+  double noise_scale_decay = 0.999;
   // Rank 0 writes a steps.jsonl line (step, lr, loss over all ranks) every this many steps; 0: off.
   int64_t every_steps = 0;
 };

@@ -85,7 +85,9 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Dataset& datase
   if (noise_every_ > 0 && sampler_.global_batch() > config.train.local_batch &&
       config.model.batch_norm != BatchNorm::Sync)
     noise_scale_.emplace(double(config.train.local_batch), double(sampler_.global_batch()),
-                         config.metrics.noise_scale_decay);
+                         GradientNoiseScale::decay_per_measurement(config.metrics.noise_scale_decay,
+                                                                   sampler_.global_batch(), config.lr.base_batch,
+                                                                   noise_every_));
   announce();
 }
 
@@ -229,7 +231,8 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   // Every rank contributes its loss to the mean; only rank 0 writes it.
   options.mean_loss = log_every > 0 && (pos_.step + 1) % log_every == 0;
   options.step = pos_.step;
-  if (noise_scale_ && pos_.step % noise_every_ == 0) options.noise = &noise_samples_.emplace_back();
+  NoiseSample own;  // this step's measurement, kept once it is known to be applied
+  if (noise_scale_ && pos_.step % noise_every_ == 0) options.noise = &own;
   // Whatever follows this step (a checkpoint, the epoch's end, a step budget) must see
   // checked, agreed flags.
   options.check = check_every_ == 1 || (pos_.step + 1) % check_every_ == 0 || e.s + 1 == sampler_.steps_per_epoch() ||
@@ -237,11 +240,11 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   options.request_stop = stop_requested && stop_requested();
   comm_.set_step(pos_.step);  // a collective that outlives comm.timeout_s names this step
   const StepResult r = replica_.step(train_.rows(e.order.narrow(0, e.s * b, b)), options);
-  if (options.noise && (r.nonfinite || !r.noise_measured)) noise_samples_.pop_back();
+  if (!r.nonfinite && r.noise_measured) noise_samples_.push_back(own);
   // A step whose update was not applied (NaN/Inf) gets no line.
   if (options.mean_loss && !r.nonfinite && out_.run_dir)
     step_records_.push_back({pos_.step + 1, e.epoch + 1, e.lr, e.gain, schedule_.advance(pos_.progress, e.gain),
-                             r.mean_loss, noise_samples_.size()});
+                             r.mean_loss, noise_samples_.size(), r.noise_measured ? own : NoiseSample{}});
   return r;
 }
 
@@ -343,10 +346,14 @@ void Trainer::report_epoch(const EpochProgress& e, double train_loss, const Eval
   progress_.epoch_done(report);
 }
 
-void Trainer::write_step(const StepRecord& record, double train_loss) {
+void Trainer::write_step(const StepRecord& record, double train_loss,
+                         const std::optional<GradientNoiseScale::Estimate>& raw) {
   nlohmann::json line = {
       {"step", record.step}, {"epoch", record.epoch}, {"lr", record.lr}, {"train_loss", train_loss}};
   line.update(noise_estimate());
+  // The step's own unbiased estimates, unsmoothed: what a mean over the run is to be taken of.
+  line["noise_grad_sq_raw"] = raw ? nlohmann::json(raw->grad_squared_norm) : nullptr;
+  line["noise_trace_sigma_raw"] = raw ? nlohmann::json(raw->trace_sigma) : nullptr;
   line.update(pace(record.gain, record.progress));
   out_.run_dir->append_step(line);
 }
@@ -373,25 +380,34 @@ std::optional<GradientNoise> Trainer::gradient_noise() const {
 
 // One copy from the device for everything pending. The samples are folded in step order
 // (identically on every rank: the values are all-reduced), and each line shows the estimate
-// as of its step.
+// as of its step, and its own step's raw estimates where it took a measurement.
 void Trainer::flush_measurements() {
   if (noise_samples_.empty() && step_records_.empty()) return;
   std::vector<torch::Tensor> pending;
-  for (const auto& sample : noise_samples_) {
+  const auto add_sample = [&](const NoiseSample& sample) {
     pending.push_back(sample.small_squared_norm);
     pending.push_back(sample.big_squared_norm);
-  }
+  };
+  for (const auto& sample : noise_samples_) add_sample(sample);
   for (const auto& record : step_records_) pending.push_back(record.mean_loss);
+  for (const auto& record : step_records_)
+    if (record.own_noise.small_squared_norm.defined()) add_sample(record.own_noise);
   const torch::Tensor host = torch::stack(pending).to(torch::kCPU, torch::kFloat64).contiguous();
   const double* noise = host.data_ptr<double>();  // small, big, small, big, ...
   const double* losses = noise + 2 * noise_samples_.size();
+  const double* own = losses + step_records_.size();  // the records' own samples, small, big, ...
   size_t folded = 0;
   const auto fold_samples_until = [&](size_t end) {
     for (; folded < end; ++folded) noise_scale_->add(noise[2 * folded], noise[2 * folded + 1]);
   };
   for (size_t i = 0; i < step_records_.size(); ++i) {
     fold_samples_until(step_records_[i].noise_samples);
-    write_step(step_records_[i], losses[i]);
+    std::optional<GradientNoiseScale::Estimate> raw;
+    if (step_records_[i].own_noise.small_squared_norm.defined()) {
+      raw = noise_scale_->estimate(own[0], own[1]);
+      own += 2;
+    }
+    write_step(step_records_[i], losses[i], raw);
   }
   fold_samples_until(noise_samples_.size());
   noise_samples_.clear();

@@ -103,6 +103,7 @@ class Trainer {
     double gain = 0, progress = 0;  // the step's gain and the progress after it
     torch::Tensor mean_loss;    // over every (virtual) rank
     size_t noise_samples = 0;   // noise_samples_ taken up to this step: its line shows the estimate with them
+    NoiseSample own_noise;      // this step's measurement (undefined tensors: none), for its raw estimates
   };
   // With deferred checks, where a NaN found at a check sends the loop back to.
   struct RollbackPoint {
@@ -125,7 +126,7 @@ class Trainer {
   void write_metrics(const EpochProgress& e, double train_loss, double test_loss, double test_accuracy,
                      double samples_per_second);
   void report_epoch(const EpochProgress& e, double train_loss, const Evaluation& eval, double throughput);
-  void write_step(const StepRecord& record, double train_loss);
+  void write_step(const StepRecord& record, double train_loss, const std::optional<GradientNoiseScale::Estimate>& raw);
   nlohmann::json noise_estimate() const;  // the noise-scale keys of every output
   nlohmann::json pace(double gain, double progress) const;  // AdaScale's gain and progress keys
   // The smoothed noise estimate the lr rule may use; nullopt before the first measurement.
