@@ -201,8 +201,9 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
     ++pos_.step;
     progress_.step(e.epoch, e.s, e.lr);
     // A check vouches for the steps since the previous one: their lines may go out (every
-    // step on CPU, where the read is free; every check_every on a GPU, which it synchronises),
-    // and an adaptive rule's next gain needs this step's norms (it is checked every step).
+    // step on CPU, where the read is free; every check_every on a GPU, which it synchronises).
+    // An adaptive rule folds every step's sample on every rank alike (lr_with_own_noise already
+    // did, to set the step's lr; this only catches a step it was not asked for).
     if (r.checked && (schedule_.adaptive() || !step_records_.empty())) flush_measurements();
     // AdaScale's progress may reach its target mid-epoch; the run is then complete.
     if (schedule_.finished(pos_.epoch, pos_.progress)) {
@@ -224,6 +225,7 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
 StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::function<bool()>& stop_requested) {
   const int64_t b = sampler_.batch_per_step(), stop_after = config_.train.stop_after_steps;
   const int64_t log_every = config_.metrics.every_steps;
+  // The lr the step trains at, under an adaptive rule until its own noise is in (below).
   e.gain = schedule_.gain(gradient_noise());
   e.lr = schedule_.lr(pos_.step, pos_.progress, e.gain);
   StepOptions options;
@@ -233,6 +235,14 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   options.step = pos_.step;
   NoiseSample own;  // this step's measurement, kept once it is known to be applied
   if (noise_scale_ && pos_.step % noise_every_ == 0) options.noise = &own;
+  // An adaptive rule's gain uses this step's own statistics, measured in its all-reduce.
+  bool settled = false;  // the sample was kept (or there was none) before the update
+  if (schedule_.adaptive())
+    options.lr_after_noise = [&](bool measured) {
+      if (measured) noise_samples_.push_back(own);
+      settled = true;
+      return lr_with_own_noise(e);
+    };
   // Whatever follows this step (a checkpoint, the epoch's end, a step budget) must see
   // checked, agreed flags.
   options.check = check_every_ == 1 || (pos_.step + 1) % check_every_ == 0 || e.s + 1 == sampler_.steps_per_epoch() ||
@@ -240,12 +250,19 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   options.request_stop = stop_requested && stop_requested();
   comm_.set_step(pos_.step);  // a collective that outlives comm.timeout_s names this step
   const StepResult r = replica_.step(train_.rows(e.order.narrow(0, e.s * b, b)), options);
-  if (!r.nonfinite && r.noise_measured) noise_samples_.push_back(own);
+  if (!settled && !r.nonfinite && r.noise_measured) noise_samples_.push_back(own);
   // A step whose update was not applied (NaN/Inf) gets no line.
   if (options.mean_loss && !r.nonfinite && out_.run_dir)
     step_records_.push_back({pos_.step + 1, e.epoch + 1, e.lr, e.gain, schedule_.advance(pos_.progress, e.gain),
                              r.mean_loss, noise_samples_.size(), r.noise_measured ? own : NoiseSample{}});
   return r;
+}
+
+double Trainer::lr_with_own_noise(EpochProgress& e) {
+  flush_measurements();  // folds this step's sample in, if it took one (adaptive rules check every step)
+  e.gain = schedule_.gain(gradient_noise());
+  e.lr = schedule_.lr(pos_.step, pos_.progress, e.gain);
+  return e.lr;
 }
 
 void Trainer::keep_rollback_point(const EpochProgress& e, int64_t step_in_epoch) {

@@ -131,6 +131,9 @@ class Trainer {
   nlohmann::json pace(double gain, double progress) const;  // AdaScale's gain and progress keys
   // The smoothed noise estimate the lr rule may use; nullopt before the first measurement.
   std::optional<GradientNoise> gradient_noise() const;
+  // An adaptive rule's lr for the step being taken, from the noise measured up to and including
+  // it (StepOptions::lr_after_noise, once the step's own sample is among noise_samples_).
+  double lr_with_own_noise(EpochProgress& e);
   // Reads the pending noise samples and step losses from the device, folds the samples into
   // the estimator and writes the pending steps.jsonl lines.
   void flush_measurements();
