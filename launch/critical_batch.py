@@ -13,13 +13,15 @@ LOSS_THRESHOLD = 0.02  # "loses more than 2 points of accuracy"
 
 
 def run_noise_scale(steps):
-    """B_simple over a whole run from its steps.jsonl lines: the mean of tr(Sigma) over the mean of
-    |G|^2. The two are averaged separately, as McCandlish et al. (appendix A.1) do, because the
-    ratio of two noisy estimates is biased; over the whole run, because with a fixed budget of
-    epochs a larger batch has to keep pace with the small one from the first step to the last.
-    None when the run measured nothing usable."""
-    pairs = [(s["noise_trace_sigma"], s["noise_grad_sq"]) for s in steps
-             if s.get("noise_trace_sigma") is not None and s.get("noise_grad_sq") is not None]
+    """B_simple over a whole run from its steps.jsonl lines: the mean of the per-step estimates of
+    tr(Sigma) over the mean of those of |G|^2 (noise_trace_sigma_raw, noise_grad_sq_raw: each step's
+    own unbiased estimates; lines of steps that took no measurement have null). The two are averaged
+    separately, as McCandlish et al. (appendix A.1) do, because the ratio of two noisy estimates is
+    biased; over the whole run, because with a fixed budget of epochs a larger batch has to keep pace
+    with the small one from the first step to the last; every step weighs the same (the smoothed
+    noise_* fields would weigh the first steps the most). None when the run measured nothing usable."""
+    pairs = [(s["noise_trace_sigma_raw"], s["noise_grad_sq_raw"]) for s in steps
+             if s.get("noise_trace_sigma_raw") is not None and s.get("noise_grad_sq_raw") is not None]
     if not pairs:
         return None
     trace = sum(t for t, _ in pairs) / len(pairs)

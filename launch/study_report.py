@@ -118,7 +118,8 @@ def prediction_lines(prediction, predated=0):
             f"({prediction['global_batch']}, `{prediction['rule']}`, lr {prediction['lr']}{scales_from}), split into "
             f"{prediction['ranks']} ranks x {prediction['virtual_ranks']} virtual micro-batches of "
             f"{prediction['micro_batch']} so that B_small = {prediction['micro_batch']} and "
-            f"B_big = {prediction['global_batch']}. The per-step estimates of tr(Σ) and |G|² are averaged "
+            f"B_big = {prediction['global_batch']}. The per-step estimates of tr(Σ) and |G|² (each step's own, "
+            f"unsmoothed: `noise_trace_sigma_raw`, `noise_grad_sq_raw` in `steps.jsonl`) are averaged "
             f"separately over the whole run (the ratio of noisy estimates is biased; a fixed epoch budget asks a "
             f"larger batch to keep pace over the whole run), then averaged over seeds: {per_seed}."]
 
@@ -164,7 +165,9 @@ def observation_lines(predicted, rule, by_batch):
 def noise_table(sweep):
     lines = ["", "## Gradient noise scale B_simple (final epoch, mean over seeds)", "",
              "Measured online in each run with B_small = the local batch and B_big = the global batch "
-             "(McCandlish et al. 2018, appendix A.1); it depends on the learning rate, so compare within a rule.",
+             "(McCandlish et al. 2018, appendix A.1), its moving averages over the same amount of data at every "
+             "batch (`metrics.noise_scale_decay` per `lr.base_batch` samples, as AdaptDL's θ = 0.999^S); it depends "
+             "on the learning rate, so compare within a rule.",
              "", "| global batch | " + " | ".join(sweep.rules) + " |",
              "| ---: | " + " | ".join("---:" for _ in sweep.rules) + " |"]
     for g in sweep.batches:

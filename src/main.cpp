@@ -1,11 +1,14 @@
 // ddp-train: parse the command line, set up (train/Setup.h), train (train/Trainer.h),
 // report. Every failure ends as one line on stderr and an exit code: 2 for bad input,
-// 75 for a resumable stop, 1 for anything else.
+// 75 for a stop with a checkpoint to resume from, 1 for anything else.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include <cstdlib>
+#include <map>
 #include <optional>
+#include <vector>
 
 #include "comm/MpiRuntime.h"
 #include "common/Errors.h"
@@ -46,7 +49,8 @@ std::optional<int> parse_command_line(int argc, char** argv, ddp::CommandLine& c
              "Continue a stopped run: mpirun -np N build/ddp-train --resume output.dir=DIR\n"
              "Check before spending time: build/ddp-train --dry-run --ranks N --config FILE [overrides]\n"
              "Exit codes: 0 success, 2 bad input (config, data, arguments), 75 stopped early with a checkpoint\n"
-             "(a SIGTERM/SIGUSR1 or train.stop_after_steps; continue with --resume), 1 any other failure.");
+             "(a SIGTERM/SIGUSR1 or train.stop_after_steps; continue with --resume), 1 any other failure (a stop\n"
+             "with checkpoints off among them: nothing to continue from).");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -61,9 +65,28 @@ std::optional<int> parse_command_line(int argc, char** argv, ddp::CommandLine& c
   return std::nullopt;
 }
 
+// Why the run stopped, in rank 0's words: the step budget, or the signal and the ranks that
+// received it (the stop flag travels to every rank, the signal's number only to its own).
+// Collective over `control` when a stop was requested.
+std::string stop_reason(const ddp::TrainingResult& result, const ddp::Config& config, ddp::Communicator& control) {
+  if (result.stop_cause == ddp::StopCause::StepBudget)
+    return fmt::format("train.stop_after_steps={}", config.train.stop_after_steps);
+  const std::vector<std::string> signals = control.allgather(std::to_string(ddp::stop_signal_number()));
+  std::map<std::string, std::vector<int>> ranks_of;  // signal number -> the ranks it reached
+  for (int r = 0; r < int(signals.size()); ++r)
+    if (signals[r] != "0") ranks_of[signals[r]].push_back(r);
+  std::vector<std::string> parts;
+  for (const auto& [signal, ranks] : ranks_of)
+    parts.push_back(fmt::format("signal {} on rank{} {}", signal, ranks.size() > 1 ? "s" : "", fmt::join(ranks, ",")));
+  return parts.empty() ? std::string("a stop request") : fmt::format("{}", fmt::join(parts, ", "));
+}
+
 // Rank 0 says how the run ended; every rank returns the exit code.
-int report(const ddp::TrainingResult& result, int rank, const std::string& run_dir) {
-  const std::string saved = result.checkpoint.empty() ? std::string() : "checkpoint " + result.checkpoint;
+int report(const ddp::TrainingResult& result, const ddp::Config& config, ddp::Communicator& control,
+           const std::string& run_dir) {
+  const int rank = control.rank();
+  // Every rank knows from the config whether rank 0 keeps checkpoints (result.checkpoint is rank 0's only).
+  const bool checkpoints = config.checkpoint.every_steps > 0 || config.checkpoint.every_epochs > 0;
   switch (result.outcome) {
     case ddp::Outcome::Completed:
       if (rank == 0)
@@ -71,13 +94,21 @@ int report(const ddp::TrainingResult& result, int rank, const std::string& run_d
                    result.final_test_accuracy, result.final_test_loss, result.samples_per_second,
                    result.wall_seconds, run_dir);
       return ddp::kExitOk;
-    case ddp::Outcome::Stopped:
-      if (rank == 0)
-        fmt::print(stderr, "ddp-train: stopped at step {} ({}); {}; continue with --resume\n", result.step,
-                   ddp::stop_signal_received() ? fmt::format("signal {}", ddp::stop_signal_number())
-                                               : std::string("train.stop_after_steps"),
-                   saved.empty() ? std::string("checkpoints are off: nothing saved") : saved);
-      return ddp::kExitStopped;
+    case ddp::Outcome::Stopped: {
+      const std::string why = stop_reason(result, config, control);
+      // Exit 75 promises a checkpoint to continue from (the Slurm script requeues on it); without
+      // one the work is lost, and a requeued --resume would start over: exit 1.
+      if (rank == 0 && checkpoints)
+        fmt::print(stderr, "ddp-train: stopped at step {} ({}); checkpoint {}; continue with --resume\n", result.step,
+                   why, result.checkpoint);
+      if (rank == 0 && !checkpoints)
+        fmt::print(stderr,
+                   "ddp-train: error: stopped at step {} ({}) with checkpoints off (checkpoint.every_steps=0 and "
+                   "checkpoint.every_epochs=0): nothing was saved, so the run cannot be continued; --resume would "
+                   "start again from step 0\n",
+                   result.step, why);
+      return checkpoints ? ddp::kExitStopped : ddp::kExitFailure;
+    }
     case ddp::Outcome::NonFinite:
       if (rank == 0)
         fmt::print(stderr,
@@ -87,7 +118,7 @@ int report(const ddp::TrainingResult& result, int rank, const std::string& run_d
                        ? fmt::format("in steps {}..{} (flags are read every {} steps: train.check_every)",
                                      result.step, result.nonfinite_step, result.check_every)
                        : fmt::format("at step {}", result.nonfinite_step),
-                   result.step, saved.empty() ? std::string("no checkpoint (checkpoints are off)") : result.checkpoint);
+                   result.step, checkpoints ? result.checkpoint : std::string("no checkpoint (checkpoints are off)"));
       return ddp::kExitFailure;
   }
   return ddp::kExitFailure;
@@ -118,7 +149,7 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "effective config (saved to {}/config.yaml):\n{}", run_dir, ddp::dump_config(run->config));
     ddp::Trainer trainer(run->config, *run->comm, run->dataset, run->device, run->outputs());
     if (run->resume_from) trainer.resume(*run->resume_from);
-    return report(trainer.run(ddp::stop_signal_received), control->rank(), run_dir);
+    return report(trainer.run(ddp::stop_signal_received), run->config, *control, run_dir);
   } catch (const std::exception& e) {
     // Past set-up, the other ranks may be inside a collective: end the whole job.
     fmt::print(stderr, "ddp-train: error: rank {}: {}\n", control->rank(), ddp::message_of(e));

@@ -147,13 +147,21 @@ fs::path CheckpointStore::save(int64_t step, const TrainingCheckpoint& checkpoin
 }
 
 std::optional<std::pair<fs::path, TrainingCheckpoint>> CheckpointStore::newest_valid(
-    const std::function<void(const std::string&)>& warn) const {
+    const std::function<void(const std::string&)>& warn, const UsableCheck& usable) const {
   auto paths = list();
   for (auto it = paths.rbegin(); it != paths.rend(); ++it) {
+    TrainingCheckpoint checkpoint;
     try {
-      return std::make_pair(*it, read_checkpoint(*it));
+      checkpoint = read_checkpoint(*it);
     } catch (const CheckpointError& e) {
       warn(std::string("skipping corrupt checkpoint: ") + e.what());
+      continue;
+    }
+    try {
+      if (usable) usable(checkpoint, it->string());
+      return std::make_pair(*it, std::move(checkpoint));
+    } catch (const CheckpointError& e) {
+      warn(std::string("skipping unusable checkpoint (intact, but it cannot be resumed from): ") + e.what());
     }
   }
   return std::nullopt;

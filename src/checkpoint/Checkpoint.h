@@ -42,10 +42,13 @@ class CheckpointStore {
   CheckpointStore(std::filesystem::path dir, int keep);
   // Writes the checkpoint for `step` and removes the oldest beyond `keep`. Returns its path.
   std::filesystem::path save(int64_t step, const TrainingCheckpoint& checkpoint);
-  // The newest checkpoint that reads back intact; each corrupt one is reported through
-  // `warn` and skipped.
+  // Throws CheckpointError when an intact checkpoint cannot be used (its metadata does not read
+  // back); `source` names it.
+  using UsableCheck = std::function<void(const TrainingCheckpoint& checkpoint, const std::string& source)>;
+  // The newest checkpoint that reads back intact and passes `usable`; each one that does not is
+  // reported through `warn`, saying why, and skipped for the next older one.
   std::optional<std::pair<std::filesystem::path, TrainingCheckpoint>> newest_valid(
-      const std::function<void(const std::string&)>& warn) const;
+      const std::function<void(const std::string&)>& warn, const UsableCheck& usable = {}) const;
   std::vector<std::filesystem::path> list() const;  // oldest first
   // Deletes every checkpoint of a step after `step` (-1: all of them).
   void remove_after(int64_t step) const;

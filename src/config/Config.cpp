@@ -274,7 +274,9 @@ const std::vector<Field>& schema() {
                       "measure the gradient noise scale every N steps (0: off; lr.rule=adascale: every step)",
                       [](Config& c) -> int64_t& { return c.metrics.noise_scale_every; }, 0, kMaxInt),
       number<double>("metrics.noise_scale_decay",
-                     "moving-average decay of the noise-scale estimates (and so of AdaScale's gain)",
+                     "decay of the noise-scale moving averages per lr.base_batch samples (AdaptDL's smoothing): "
+                     "x decay^(N x global batch / lr.base_batch) per measurement every N steps, a window of "
+                     "lr.base_batch / (1 - decay) samples at any batch (and so of AdaScale's gain)",
                      [](Config& c) -> double& { return c.metrics.noise_scale_decay; }, 0.0, 0.999999),
       number<int64_t>("metrics.every_steps", "rank 0 writes steps.jsonl (lr, loss over all ranks) every N steps (0: off)",
                       [](Config& c) -> int64_t& { return c.metrics.every_steps; }, 0, kMaxInt),
@@ -744,5 +746,13 @@ std::string to_string(BatchNorm batch_norm) { return name_of(kBatchNorms, batch_
 std::string to_string(Compression compression) { return name_of(kCompressions, compression); }
 
 bool uses_min_lr(LrDecay decay) { return decay == LrDecay::Cosine || decay == LrDecay::Cyclic; }
+
+bool depends_on_run_length(LrDecay decay) { return decay == LrDecay::Cosine; }
+
+std::vector<LrDecay> all_decays() {
+  std::vector<LrDecay> decays;
+  for (const auto& option : kDecays) decays.push_back(option.second);
+  return decays;
+}
 
 }  // namespace ddp

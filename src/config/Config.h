@@ -68,7 +68,8 @@ struct CheckpointConfig {
 
 struct OptimConfig {
   // lars: SGD whose step for each weight matrix is scaled by its trust ratio
-  // eta |w| / (|grad w| + weight_decay |w|) (You et al. 2017); biases take the plain SGD step.
+  // eta |w| / (|grad w| + weight_decay |w|) (You et al. 2017); biases take the plain SGD step
+  // without weight decay (MLPerf's LARS).
   OptimizerName name = OptimizerName::Sgd;
   double base_lr = 0.01;
   double momentum = 0.0;
@@ -118,7 +119,10 @@ struct MetricsConfig {
   // 4th step keeps the overhead under 2% and still gives hundreds of samples an epoch.
   // lr.rule=adascale measures every step whatever this says: its gain needs every step's norms.
   int64_t noise_scale_every = 4;
-  double noise_scale_decay = 0.99;  // moving-average decay per measurement (AdaScale: part of its gain)
+  // The moving averages' decay per lr.base_batch samples (AdaptDL's smoothing): a measurement
+  // every N steps of global batch B decays them by noise_scale_decay^(N B / lr.base_batch), so
+  // they remember about lr.base_batch / (1 - decay) samples at any batch (AdaScale: part of its gain).
+  double noise_scale_decay = 0.999;
   // Rank 0 writes a steps.jsonl line (step, lr, loss over all ranks) every this many steps; 0: off.
   int64_t every_steps = 0;
   // Evaluate the test set every this many steps as well as at each epoch's end (0: epoch ends
@@ -176,5 +180,11 @@ std::string to_string(Compression compression);
 
 // The decays whose lr goes down to lr.min_lr (cosine, cyclic): it must not exceed the scaled peak.
 bool uses_min_lr(LrDecay decay);
+
+// The decays whose lr at a step depends on the run's length, train.epochs (cosine spans the whole
+// run): a resume must not change train.epochs under them. The others depend on the step alone.
+bool depends_on_run_length(LrDecay decay);
+// Every lr.decay, in the schema's order.
+std::vector<LrDecay> all_decays();
 
 }  // namespace ddp

@@ -1,5 +1,6 @@
 #include "metrics/NoiseScale.h"
 
+#include <cmath>
 #include <stdexcept>
 
 namespace ddp {
@@ -10,11 +11,21 @@ GradientNoiseScale::GradientNoiseScale(double b_small, double b_big, double deca
     throw std::invalid_argument("GradientNoiseScale: needs B_big > B_small (more than one rank or virtual rank)");
 }
 
+// AdaptDL (gradient_noise_scale.py): theta = smoothing ** scale, scale = global batch / base batch, once a step.
+double GradientNoiseScale::decay_per_measurement(double smoothing, int64_t global_batch, int64_t base_batch,
+                                                 int64_t every) {
+  return std::pow(smoothing, double(every) * double(global_batch) / double(base_batch));
+}
+
+GradientNoiseScale::Estimate GradientNoiseScale::estimate(double small_sq, double big_sq) const {
+  return {(b_big_ * big_sq - b_small_ * small_sq) / (b_big_ - b_small_),
+          (small_sq - big_sq) / (1.0 / b_small_ - 1.0 / b_big_)};
+}
+
 void GradientNoiseScale::add(double small_sq, double big_sq) {
-  const double g2 = (b_big_ * big_sq - b_small_ * small_sq) / (b_big_ - b_small_);
-  const double s = (small_sq - big_sq) / (1.0 / b_small_ - 1.0 / b_big_);
-  g2_ema_ = decay_ * g2_ema_ + (1 - decay_) * g2;
-  s_ema_ = decay_ * s_ema_ + (1 - decay_) * s;
+  const Estimate one = estimate(small_sq, big_sq);
+  g2_ema_ = decay_ * g2_ema_ + (1 - decay_) * one.grad_squared_norm;
+  s_ema_ = decay_ * s_ema_ + (1 - decay_) * one.trace_sigma;
   weight_ = decay_ * weight_ + (1 - decay_);
   ++samples_;
 }

@@ -6,6 +6,13 @@
 //   S     ~ (|G_small|^2 - |G_big|^2) / (1/B_small - 1/B_big)          (S = tr Sigma)
 //   B_simple = S / |G|^2, from exponential moving averages of |G|^2 and S taken
 // separately: single estimates can be negative; only the smoothed ratio means anything.
+//
+// The averages' window is a fixed amount of data, whatever the batch, as in AdaptDL: its
+// averages decay by theta = smoothing^S per step of S base batches (adaptdl/torch/
+// gradient_noise_scale.py, smoothing 0.999). A measurement every k steps of a global batch B
+// decays them by smoothing^(k B / base batch) (decay_per_measurement), so that they remember
+// about base batch / (1 - smoothing) samples (64,000 at batch 64 and 0.999) at every batch; a
+// window fixed in measurements would span a sweep's batches over very different stretches of training.
 #include <cstdint>
 #include <optional>
 
@@ -13,8 +20,18 @@ namespace ddp {
 
 class GradientNoiseScale {
  public:
-  // `decay` weights the history in each moving average (0.99: about the last 100 samples).
-  GradientNoiseScale(double b_small, double b_big, double decay = 0.99);
+  // The decay per measurement for `smoothing` per `base_batch` samples, one measurement every
+  // `every` steps of `global_batch` samples: smoothing^(every x global_batch / base_batch).
+  static double decay_per_measurement(double smoothing, int64_t global_batch, int64_t base_batch, int64_t every);
+
+  // `decay` weights the history in each moving average at every measurement.
+  GradientNoiseScale(double b_small, double b_big, double decay = 0.999);
+
+  // One measurement's own unbiased estimates of |G|^2 and S (either may be negative).
+  struct Estimate {
+    double grad_squared_norm, trace_sigma;
+  };
+  Estimate estimate(double small_squared_norm, double big_squared_norm) const;
 
   // One measurement: mean over ranks of |G_small|^2, and |G_big|^2.
   void add(double small_squared_norm, double big_squared_norm);

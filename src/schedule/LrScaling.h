@@ -27,7 +27,7 @@ class LrScaling {
   explicit LrScaling(double scale) : scale_(scale) {}
   virtual ~LrScaling() = default;
 
-  // The gain of the step about to be taken, given the noise measured so far (none yet: nullopt).
+  // The gain of a step, given the noise measured up to and including it (none: nullopt).
   virtual double gain(const std::optional<GradientNoise>& noise) const = 0;
   // True when the gain follows the measured noise (AdaScale): the run then advances in
   // scale-invariant progress and needs the noise measured at every step.
@@ -63,7 +63,9 @@ class SqrtScaling final : public LrScaling {
 //   r = (sigma^2 + |G|^2) / (sigma^2 / S + |G|^2),   sigma^2 = tr(Sigma) / base batch,
 // the variance of a base-batch gradient. r is 1 while the gradient dominates the noise (a
 // larger batch barely helps) and approaches S when the noise dominates (it helps S-fold, as
-// the linear rule assumes). One step at gain r is worth r steps of the base batch.
+// the linear rule assumes). One step at gain r is worth r steps of the base batch. Step t's
+// gain comes from the averages that include step t's own statistics (algorithm 1; AdaptDL's
+// scaling_rules.py and fairscale's AdaScale alike).
 class AdaScale final : public LrScaling {
  public:
   AdaScale(double scale, int64_t base_batch) : LrScaling(scale), base_batch_(double(base_batch)) {}

@@ -23,7 +23,7 @@ class TrainingSchedule {
  public:
   TrainingSchedule(const Config& config, int64_t train_samples, int64_t global_batch, int64_t steps_per_epoch);
 
-  // The gain r of the next step, from the noise measured so far.
+  // The gain r of a step, from the noise measured up to and including it.
   double gain(const std::optional<GradientNoise>& noise) const { return scaling_->gain(noise); }
   // The lr of the next step: `step` steps and `progress` (tau) done, at gain `gain`.
   double lr(int64_t step, double progress, double gain) const;

@@ -15,22 +15,18 @@ torch::optim::SGDOptions sgd_options(const Config& config) {
 LarsScaling::LarsScaling(std::vector<torch::Tensor> parameters, double eta, double weight_decay)
     : parameters_(std::move(parameters)), eta_(eta), weight_decay_(weight_decay) {}
 
+// MLPerf's LARS (mlcommons/training, resnet lars_optimizer.py compute_lr): the excluded tensors take
+// neither the trust ratio nor weight decay; a weight takes ratio 1 unless both |w| and |g| are positive.
 void LarsScaling::rescale_gradients() {
   torch::NoGradGuard no_grad;
   for (const torch::Tensor& w : parameters_) {
     torch::Tensor g = w.grad();
-    if (!g.defined()) continue;
-    if (!adapts(w)) {
-      // The same operation as SGD's own weight decay (d = g + wd w), so a bias moves bitwise as with sgd.
-      if (weight_decay_ != 0) g.add_(w, weight_decay_);
-      continue;
-    }
+    if (!g.defined() || !adapts(w)) continue;  // excluded: the plain gradient, as SGD without weight decay
     const torch::Tensor w_norm = w.norm(), g_norm = g.norm();
-    const torch::Tensor denominator = g_norm + weight_decay_ * w_norm;
-    // A zero norm (weights all zero, as a layer initialised to 0; or no gradient and no decay)
-    // gives no scale to trust: ratio 1, the plain SGD step.
-    const torch::Tensor ratio =
-        torch::where(w_norm.gt(0) & denominator.gt(0), eta_ * w_norm / denominator, torch::ones_like(w_norm));
+    // A zero norm gives no scale to trust: weights all zero (a layer initialised to 0), or no
+    // gradient, where eta |w| / (wd |w|) = eta / wd would only shrink the weight decay's own step.
+    const torch::Tensor ratio = torch::where(w_norm.gt(0) & g_norm.gt(0),
+                                             eta_ * w_norm / (g_norm + weight_decay_ * w_norm), torch::ones_like(w_norm));
     if (weight_decay_ != 0) g.add_(w, weight_decay_);
     g.mul_(ratio);
   }

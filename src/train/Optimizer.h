@@ -5,7 +5,7 @@
 //
 // LARS is done as a rescaling of the averaged gradients before SGD's step, not as an
 // optimizer of its own: each weight tensor's gradient g becomes
-//   d = ratio (g + wd w),   ratio = eta |w| / (|g| + wd |w|),
+//   d = ratio (g + wd w),   ratio = eta |w| / (|g| + wd |w|)  (1 where |w| or |g| is 0),
 // and SGD, its own weight decay set to 0 because d already holds it, takes its usual step
 // v = m v + d (Nesterov: d + m v), w -= lr v. That is the paper's update with the momentum
 // in the same form as our SGD, and the lr (scaling rule, warmup, decay) multiplies the
@@ -29,13 +29,13 @@ class LarsScaling {
  public:
   LarsScaling(std::vector<torch::Tensor> parameters, double eta, double weight_decay);
 
-  // Replaces every gradient by the direction SGD is to follow: g + wd w, times the trust
-  // ratio for a weight tensor. Runs on the device: no host synchronisation.
+  // Replaces every weight tensor's gradient by the direction SGD is to follow: the trust ratio
+  // times (g + wd w); ratio 1 where |w| or |g| is 0. Runs on the device: no host synchronisation.
   void rescale_gradients();
 
-  // Weight tensors (2-D and up) take the trust ratio; biases (1-D, also a batch norm's
-  // scale and shift) are excluded, as in common practice (You et al.; MLPerf's LARS):
-  // their norms say little about a safe step. They take exactly optim.name=sgd's step.
+  // Weight tensors (2-D and up) take the trust ratio and weight decay; biases (1-D, also a batch
+  // norm's scale and shift) are excluded from both, as in MLPerf's LARS (its skip list): their
+  // norms say little about a safe step. They take SGD's step without weight decay.
   static bool adapts(const torch::Tensor& parameter) { return parameter.dim() > 1; }
 
  private:

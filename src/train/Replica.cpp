@@ -130,8 +130,8 @@ StepResult Replica::step(const Split& batch, const StepOptions& options) {
   else remember_unchecked_health();
   if (result.nonfinite) copy_back(step_start_buffers_, model_->buffers());
   if (!result.nonfinite) {
-    for (auto& group : optimizer_.param_groups())
-      static_cast<torch::optim::SGDOptions&>(group.options()).lr(options.lr);
+    const double lr = options.lr_after_noise ? options.lr_after_noise(result.noise_measured) : options.lr;
+    for (auto& group : optimizer_.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
     // After the noise measurement above: it wants the raw gradient, which this rescales in place.
     if (lars_) lars_->rescale_gradients();
     optimizer_.step();

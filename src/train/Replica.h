@@ -42,6 +42,12 @@ struct StepOptions {
   bool check = true;             // read the agreed flags (see Replica::step)
   bool mean_loss = false;        // also average the loss over all ranks (StepResult::mean_loss)
   int64_t step = 0;              // the steps done before this one (when compression and local SGD start)
+  // Set where the lr follows this step's own gradient noise (an adaptive rule: AdaScale's gain
+  // from the statistics of the step it scales, as Johnson et al.'s algorithm 1, AdaptDL and
+  // fairscale take it): asked for the lr once the gradients are averaged, `noise` filled (or not:
+  // `noise_measured`) and the flags read, and only for an update that is applied; it replaces
+  // `lr`. Needs `check`: the flags say whether the update is applied.
+  std::function<double(bool noise_measured)> lr_after_noise;
 };
 
 struct StepResult {
@@ -62,7 +68,8 @@ class Replica {
   Replica(const Config& config, Communicator& comm, torch::Device device, int64_t warmup_steps = 0);
 
   // Forward and backward on this rank's batch, the gradient average across ranks, and
-  // one SGD step at `options.lr` (optim.name=lars: on the LARS-rescaled gradient). With train.virtual_ranks = v > 1 the batch holds v
+  // one SGD step at `options.lr` (or `options.lr_after_noise`'s; optim.name=lars: on the
+  // LARS-rescaled gradient). With train.virtual_ranks = v > 1 the batch holds v
   // virtual ranks' equal micro-batches, each back-propagated in turn with its loss scaled
   // by 1/v, so the accumulated gradient is their mean, as v real ranks' all-reduce would
   // make it (batch_norm=sync: one pass over the whole batch instead, see Replica.cpp;

@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -86,6 +87,19 @@ void check_run_shape(const Config& config, int world_size, int64_t train_samples
                                  "steps = {} steps), so the scaled lr {:.5g} would never be reached",
                                  schedule.warmup_steps(), config.train.epochs, sampler.steps_per_epoch(), total,
                                  schedule.peak()));
+  // Step decay counts its periods from step 0, as Goyal et al.'s milestones (epochs 30, 60, 80 of a
+  // run with 5 warmup epochs) and MultiStepLR do: a period no longer than the warmup has already
+  // decayed the lr where the warmup ends, and the scaled peak would never be trained at.
+  const int64_t warmup = schedule.warmup_steps();
+  if (config.lr.decay == LrDecay::Step && warmup > 0 && schedule.at(warmup) < schedule.peak())
+    throw InputError(fmt::format(
+        "lr.step_every_epochs: a decay every {} epochs ({} steps) comes no later than the end of the warmup ({} = {} "
+        "steps): step decay counts its periods from step 0, so the lr would go from {:.5g} straight to {:.5g} and "
+        "the scaled peak {:.5g} would never be used; make lr.step_every_epochs longer than the warmup",
+        config.lr.step_every_epochs, std::llround(config.lr.step_every_epochs * double(sampler.steps_per_epoch())),
+        config.lr.warmup_steps > 0 ? fmt::format("lr.warmup_steps {}", config.lr.warmup_steps)
+                                   : fmt::format("lr.warmup_epochs {}", config.lr.warmup_epochs),
+        warmup, schedule.at(warmup - 1), schedule.at(warmup), schedule.peak()));
   // The config could only check this without a scaling rule; the scaled peak needs the world size.
   if (uses_min_lr(config.lr.decay) && config.lr.min_lr > schedule.peak())
     throw InputError(fmt::format("lr.min_lr: {} is above the peak lr {:.5g} (optim.base_lr {} under lr.rule={} at a "
@@ -116,10 +130,23 @@ ResumeSource find_resume_source(const Config& config, bool overwrite) {
   if (config.output.dir.empty() && config.checkpoint.dir.empty()) return source;
   const CheckpointStore store(checkpoint_dir(config, config.output.dir), int(config.checkpoint.keep));
   if (resume) {
-    auto found = store.newest_valid([](const std::string& w) { fmt::print(stderr, "ddp-train: warning: {}\n", w); });
+    // A checkpoint whose metadata cannot be read (written by a build with a bug, say) blocks
+    // nothing: the next older one is tried.
+    const auto metadata_reads = [](const TrainingCheckpoint& checkpoint, const std::string& path) {
+      identity_of(checkpoint, path);
+      position_of(checkpoint, path);
+    };
+    auto found = store.newest_valid([](const std::string& w) { fmt::print(stderr, "ddp-train: warning: {}\n", w); },
+                                    metadata_reads);
     if (found) return {encode_checkpoint(found->second), found->first.string(), false};
     // --resume asks to continue this directory: with nothing to continue from, it starts over in it.
-    fmt::print(stderr, "ddp-train: no valid checkpoint in {}; starting from step 0\n", store.dir().string());
+    const bool checkpoints_off = config.checkpoint.every_steps == 0 && config.checkpoint.every_epochs == 0;
+    const std::string why =
+        !store.list().empty() ? "each one there was skipped, see above"
+        : checkpoints_off     ? "there is none, and checkpoint.every_steps=0 with checkpoint.every_epochs=0 writes none"
+                              : "there is none";
+    fmt::print(stderr, "ddp-train: warning: --resume: no checkpoint to continue from in {} ({}); starting from step 0\n",
+               store.dir().string(), why);
     source.start_over = true;
   }
   if (!overwrite && !source.start_over &&

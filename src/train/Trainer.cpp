@@ -2,7 +2,9 @@
 
 #include <fmt/core.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 
 #include "common/Version.h"
@@ -46,6 +48,9 @@ std::map<std::string, std::string> own_blobs(const TrainingCheckpoint& checkpoin
   return blobs;
 }
 
+// JSON has no NaN or Inf: a value that is none (an epoch without an applied step) or not finite is null.
+nlohmann::json number_or_null(double value) { return std::isfinite(value) ? nlohmann::json(value) : nullptr; }
+
 // The mean over ranks of a 0-dim device tensor, read on the host.
 double mean_over_ranks(const torch::Tensor& value, Communicator& comm) {
   torch::Tensor shared = value.to(comm.device(), torch::kFloat64);
@@ -80,7 +85,9 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Dataset& datase
   if (noise_every_ > 0 && sampler_.global_batch() > config.train.local_batch &&
       config.model.batch_norm != BatchNorm::Sync)
     noise_scale_.emplace(double(config.train.local_batch), double(sampler_.global_batch()),
-                         config.metrics.noise_scale_decay);
+                         GradientNoiseScale::decay_per_measurement(config.metrics.noise_scale_decay,
+                                                                   sampler_.global_batch(), config.lr.base_batch,
+                                                                   noise_every_));
   announce();
 }
 
@@ -164,6 +171,7 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
   for (; e.s < steps; ++e.s) {
     if (stop_after > 0 && pos_.step >= stop_after) {
       outcome_ = Outcome::Stopped;
+      stop_cause_ = StopCause::StepBudget;
       return;
     }
     const bool checkpoint_due = every_steps > 0 && (pos_.step + 1) % every_steps == 0;
@@ -184,8 +192,9 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
     ++pos_.step;
     progress_.step(e.epoch, e.s, e.lr);
     // A check vouches for the steps since the previous one: their lines may go out (every
-    // step on CPU, where the read is free; every check_every on a GPU, which it synchronises),
-    // and an adaptive rule's next gain needs this step's norms (it is checked every step).
+    // step on CPU, where the read is free; every check_every on a GPU, which it synchronises).
+    // An adaptive rule folds every step's sample on every rank alike (lr_with_own_noise already
+    // did, to set the step's lr; this only catches a step it was not asked for).
     if (r.checked && (schedule_.adaptive() || !step_records_.empty())) flush_measurements();
     // AdaScale's progress may reach its target mid-epoch; the run is then complete.
     if (schedule_.finished(pos_.epoch, pos_.progress)) {
@@ -195,6 +204,7 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
     if (r.stop_requested) {
       ++e.s;
       outcome_ = Outcome::Stopped;
+      stop_cause_ = StopCause::Request;
       return;
     }
     // At the epoch's last step the epoch-end evaluation and checkpoint follow anyway.
@@ -213,6 +223,7 @@ void Trainer::run_steps(EpochProgress& e, const std::function<bool()>& stop_requ
 StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::function<bool()>& stop_requested) {
   const int64_t b = sampler_.batch_per_step(), stop_after = config_.train.stop_after_steps;
   const int64_t log_every = config_.metrics.every_steps;
+  // The lr the step trains at, under an adaptive rule until its own noise is in (below).
   e.gain = schedule_.gain(gradient_noise());
   e.lr = schedule_.lr(pos_.step, pos_.progress, e.gain);
   StepOptions options;
@@ -220,7 +231,16 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   // Every rank contributes its loss to the mean; only rank 0 writes it.
   options.mean_loss = log_every > 0 && (pos_.step + 1) % log_every == 0;
   options.step = pos_.step;
-  if (noise_scale_ && pos_.step % noise_every_ == 0) options.noise = &noise_samples_.emplace_back();
+  NoiseSample own;  // this step's measurement, kept once it is known to be applied
+  if (noise_scale_ && pos_.step % noise_every_ == 0) options.noise = &own;
+  // An adaptive rule's gain uses this step's own statistics, measured in its all-reduce.
+  bool settled = false;  // the sample was kept (or there was none) before the update
+  if (schedule_.adaptive())
+    options.lr_after_noise = [&](bool measured) {
+      if (measured) noise_samples_.push_back(own);
+      settled = true;
+      return lr_with_own_noise(e);
+    };
   // Whatever follows this step (a checkpoint, the epoch's end, a step budget) must see
   // checked, agreed flags.
   options.check = check_every_ == 1 || (pos_.step + 1) % check_every_ == 0 || e.s + 1 == sampler_.steps_per_epoch() ||
@@ -228,12 +248,19 @@ StepResult Trainer::take_step(EpochProgress& e, bool checkpoint_due, const std::
   options.request_stop = stop_requested && stop_requested();
   comm_.set_step(pos_.step);  // a collective that outlives comm.timeout_s names this step
   const StepResult r = replica_.step(train_.rows(e.order.narrow(0, e.s * b, b)), options);
-  if (options.noise && (r.nonfinite || !r.noise_measured)) noise_samples_.pop_back();
+  if (!settled && !r.nonfinite && r.noise_measured) noise_samples_.push_back(own);
   // A step whose update was not applied (NaN/Inf) gets no line.
   if (options.mean_loss && !r.nonfinite && out_.run_dir)
     step_records_.push_back({pos_.step + 1, e.epoch + 1, e.lr, e.gain, schedule_.advance(pos_.progress, e.gain),
-                             r.mean_loss, noise_samples_.size()});
+                             r.mean_loss, noise_samples_.size(), r.noise_measured ? own : NoiseSample{}});
   return r;
+}
+
+double Trainer::lr_with_own_noise(EpochProgress& e) {
+  flush_measurements();  // folds this step's sample in, if it took one (adaptive rules check every step)
+  e.gain = schedule_.gain(gradient_noise());
+  e.lr = schedule_.lr(pos_.step, pos_.progress, e.gain);
+  return e.lr;
 }
 
 void Trainer::keep_rollback_point(const EpochProgress& e, int64_t step_in_epoch) {
@@ -258,8 +285,10 @@ void Trainer::end_epoch(EpochProgress& e) {
   const double seconds = training_seconds(e);
   add_epoch_times(seconds);
   // One read of the epoch's loss: with steps.jsonl off, the loop's only host synchronisation
-  // besides the flag reads.
-  const double train_loss = mean_over_ranks(e.loss_sum / double(std::max<int64_t>(e.counted, 1)), comm_);
+  // besides the flag reads. An epoch whose every step was skipped (NaN/Inf) has none: NaN, null
+  // in the outputs. Every rank skipped the same steps, so all or none take the collective.
+  const double train_loss = e.counted > 0 ? mean_over_ranks(e.loss_sum / double(e.counted), comm_)
+                                          : std::numeric_limits<double>::quiet_NaN();
   flush_measurements();
   const Evaluation eval = evaluate_now(e, pos_.train_seconds);  // this epoch's time is in already
   const double throughput = double((e.s - e.first_step) * sampler_.global_batch()) / seconds;
@@ -342,8 +371,8 @@ void Trainer::write_metrics(const EpochProgress& e, double train_loss, double te
   nlohmann::json record = {{"epoch", e.epoch + 1},
                            {"step", pos_.step},
                            {"lr", e.lr},
-                           {"train_loss", train_loss},
-                           {"test_loss", test_loss},
+                           {"train_loss", number_or_null(train_loss)},
+                           {"test_loss", number_or_null(test_loss)},
                            {"test_acc", test_accuracy},
                            {"samples_per_second", samples_per_second},
                            {"epoch_seconds", training_seconds(e)},
@@ -367,10 +396,14 @@ void Trainer::report_epoch(const EpochProgress& e, double train_loss, const Eval
   progress_.epoch_done(report);
 }
 
-void Trainer::write_step(const StepRecord& record, double train_loss) {
+void Trainer::write_step(const StepRecord& record, double train_loss,
+                         const std::optional<GradientNoiseScale::Estimate>& raw) {
   nlohmann::json line = {
       {"step", record.step}, {"epoch", record.epoch}, {"lr", record.lr}, {"train_loss", train_loss}};
   line.update(noise_estimate());
+  // The step's own unbiased estimates, unsmoothed: what a mean over the run is to be taken of.
+  line["noise_grad_sq_raw"] = raw ? nlohmann::json(raw->grad_squared_norm) : nullptr;
+  line["noise_trace_sigma_raw"] = raw ? nlohmann::json(raw->trace_sigma) : nullptr;
   line.update(pace(record.gain, record.progress));
   out_.run_dir->append_step(line);
 }
@@ -407,25 +440,34 @@ std::optional<GradientNoise> Trainer::gradient_noise() const {
 
 // One copy from the device for everything pending. The samples are folded in step order
 // (identically on every rank: the values are all-reduced), and each line shows the estimate
-// as of its step.
+// as of its step, and its own step's raw estimates where it took a measurement.
 void Trainer::flush_measurements() {
   if (noise_samples_.empty() && step_records_.empty()) return;
   std::vector<torch::Tensor> pending;
-  for (const auto& sample : noise_samples_) {
+  const auto add_sample = [&](const NoiseSample& sample) {
     pending.push_back(sample.small_squared_norm);
     pending.push_back(sample.big_squared_norm);
-  }
+  };
+  for (const auto& sample : noise_samples_) add_sample(sample);
   for (const auto& record : step_records_) pending.push_back(record.mean_loss);
+  for (const auto& record : step_records_)
+    if (record.own_noise.small_squared_norm.defined()) add_sample(record.own_noise);
   const torch::Tensor host = torch::stack(pending).to(torch::kCPU, torch::kFloat64).contiguous();
   const double* noise = host.data_ptr<double>();  // small, big, small, big, ...
   const double* losses = noise + 2 * noise_samples_.size();
+  const double* own = losses + step_records_.size();  // the records' own samples, small, big, ...
   size_t folded = 0;
   const auto fold_samples_until = [&](size_t end) {
     for (; folded < end; ++folded) noise_scale_->add(noise[2 * folded], noise[2 * folded + 1]);
   };
   for (size_t i = 0; i < step_records_.size(); ++i) {
     fold_samples_until(step_records_[i].noise_samples);
-    write_step(step_records_[i], losses[i]);
+    std::optional<GradientNoiseScale::Estimate> raw;
+    if (step_records_[i].own_noise.small_squared_norm.defined()) {
+      raw = noise_scale_->estimate(own[0], own[1]);
+      own += 2;
+    }
+    write_step(step_records_[i], losses[i], raw);
   }
   fold_samples_until(noise_samples_.size());
   noise_samples_.clear();
@@ -479,6 +521,7 @@ void Trainer::save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum
 TrainingResult Trainer::finish(double wall_seconds) {
   TrainingResult result;
   result.outcome = outcome_;
+  result.stop_cause = stop_cause_;
   result.step = pos_.step;
   result.nonfinite_step = nonfinite_step_;
   result.check_every = check_every_;
@@ -522,8 +565,8 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"parameters", parameter_count(*replica_.model())},
                             {"parameters_crc32", replica_.parameters_crc32()},
                             {"final_test_accuracy", pos_.final_test_accuracy},
-                            {"final_test_loss", pos_.final_test_loss},
-                            {"final_train_loss", pos_.final_train_loss},
+                            {"final_test_loss", number_or_null(pos_.final_test_loss)},
+                            {"final_train_loss", number_or_null(pos_.final_train_loss)},
                             {"noise_scale_b_small", config_.train.local_batch},
                             {"samples_per_second", result.samples_per_second},
                             {"train_seconds", pos_.train_seconds},

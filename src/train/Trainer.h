@@ -36,8 +36,16 @@ enum class Outcome {
   NonFinite,  // NaN/Inf with train.on_nonfinite=stop: last good state checkpointed
 };
 
+// Why a run Stopped: every rank learns the same.
+enum class StopCause {
+  None,        // not stopped
+  StepBudget,  // train.stop_after_steps
+  Request,     // `stop_requested` was true on some rank (which one, it alone knows)
+};
+
 struct TrainingResult {
   Outcome outcome = Outcome::Completed;
+  StopCause stop_cause = StopCause::None;
   int64_t step = 0;  // steps done; NonFinite: the last good state's step
   // NonFinite: the step whose check found the NaN/Inf. With deferred checks (train.check_every
   // > 1) it appeared in one of the steps from `step` (the last good state) to this one.
@@ -96,6 +104,7 @@ class Trainer {
     double gain = 0, progress = 0;  // the step's gain and the progress after it
     torch::Tensor mean_loss;    // over every (virtual) rank
     size_t noise_samples = 0;   // noise_samples_ taken up to this step: its line shows the estimate with them
+    NoiseSample own_noise;      // this step's measurement (undefined tensors: none), for its raw estimates
   };
   // With deferred checks, where a NaN found at a check sends the loop back to.
   struct RollbackPoint {
@@ -122,7 +131,7 @@ class Trainer {
   void write_metrics(const EpochProgress& e, double train_loss, double test_loss, double test_accuracy,
                      double samples_per_second);
   void report_epoch(const EpochProgress& e, double train_loss, const Evaluation& eval, double throughput);
-  void write_step(const StepRecord& record, double train_loss);
+  void write_step(const StepRecord& record, double train_loss, const std::optional<GradientNoiseScale::Estimate>& raw);
   nlohmann::json noise_estimate() const;  // the noise-scale keys of every output
   nlohmann::json pace(double gain, double progress) const;  // AdaScale's gain and progress keys
   nlohmann::json time_to_target() const;                     // metrics.target_accuracy's keys
@@ -131,6 +140,9 @@ class Trainer {
   bool done() const;
   // The smoothed noise estimate the lr rule may use; nullopt before the first measurement.
   std::optional<GradientNoise> gradient_noise() const;
+  // An adaptive rule's lr for the step being taken, from the noise measured up to and including
+  // it (StepOptions::lr_after_noise, once the step's own sample is among noise_samples_).
+  double lr_with_own_noise(EpochProgress& e);
   // Reads the pending noise samples and step losses from the device, folds the samples into
   // the estimator and writes the pending steps.jsonl lines.
   void flush_measurements();
@@ -159,6 +171,7 @@ class Trainer {
   TrainingPosition pos_;            // step and epoch live; times and losses of completed epochs
   RollbackPoint good_;
   Outcome outcome_ = Outcome::Completed;
+  StopCause stop_cause_ = StopCause::None;
   int64_t nonfinite_step_ = -1;
   std::string last_checkpoint_;
   std::optional<std::pair<int64_t, Evaluation>> last_eval_;  // (step, result) of the latest evaluation

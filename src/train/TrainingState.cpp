@@ -2,6 +2,9 @@
 
 #include <fmt/core.h>
 
+#include <cmath>
+#include <limits>
+
 #include "common/Errors.h"
 
 namespace ddp {
@@ -23,6 +26,53 @@ bool may_change_on_resume(const std::string& key, const Config& config) {
          key == "train.check_every" || key == "device" || key == "data.dir";
 }
 
+// nlohmann/json writes NaN and +-Inf as null, which reads back as no number at all: a position
+// holding one (the test loss of an epoch that diverged) is written with these names instead.
+const std::pair<const char*, double> kNonFiniteNames[] = {{"NaN", std::numeric_limits<double>::quiet_NaN()},
+                                                          {"Infinity", std::numeric_limits<double>::infinity()},
+                                                          {"-Infinity", -std::numeric_limits<double>::infinity()}};
+
+nlohmann::json name_non_finite(const nlohmann::json& value) {
+  if (value.is_object()) {
+    nlohmann::json named = nlohmann::json::object();
+    for (const auto& [key, item] : value.items()) named[key] = name_non_finite(item);
+    return named;
+  }
+  if (!value.is_number_float() || std::isfinite(value.get<double>())) return value;
+  const double x = value.get<double>();
+  return std::isnan(x) ? kNonFiniteNames[0].first : x > 0 ? kNonFiniteNames[1].first : kNonFiniteNames[2].first;
+}
+
+// Back to numbers, where `shape` (a default TrainingPosition, as JSON) has a floating-point field.
+// A null there was written by an older build for a NaN or an Inf: read as NaN, not a number.
+void read_non_finite(nlohmann::json& meta, const nlohmann::json& shape) {
+  for (const auto& [key, field] : shape.items()) {
+    if (!meta.contains(key)) continue;
+    nlohmann::json& value = meta[key];
+    if (field.is_object() && value.is_object()) read_non_finite(value, field);
+    if (!field.is_number_float()) continue;
+    if (value.is_null()) value = std::numeric_limits<double>::quiet_NaN();
+    for (const auto& [name, number] : kNonFiniteNames)
+      if (value.is_string() && value.get<std::string>() == name) value = number;
+  }
+}
+
+// train.epochs may change on resume (more epochs for a run that ended too soon) only where no
+// step's lr depends on it: under cosine every step after the resumed one would take another lr,
+// and the run would follow neither schedule.
+void check_run_length_kept(const Config& saved, const Config& config, const std::string& source) {
+  if (saved.train.epochs == config.train.epochs || !depends_on_run_length(config.lr.decay)) return;
+  std::string free;
+  for (const LrDecay decay : all_decays())
+    if (!depends_on_run_length(decay)) free += (free.empty() ? "" : ", ") + to_string(decay);
+  throw InputError(fmt::format(
+      "{}: key 'train.epochs' was {} when the checkpoint was written and is {} now, but lr.decay={} spans the "
+      "whole run: the lr of every step after the resumed one would change, and the run would follow neither "
+      "schedule. Resume with train.epochs={}, or start a new output.dir (lr.decay {} may take other train.epochs on "
+      "resume: their lr depends on the step alone)",
+      source, saved.train.epochs, config.train.epochs, to_string(config.lr.decay), saved.train.epochs, free));
+}
+
 template <class T>
 T read_meta(const nlohmann::json& meta, const std::string& source) {
   try {
@@ -36,7 +86,7 @@ T read_meta(const nlohmann::json& meta, const std::string& source) {
 
 nlohmann::json checkpoint_meta(const RunIdentity& identity, const TrainingPosition& position) {
   nlohmann::json meta = identity;
-  meta.update(nlohmann::json(position));
+  meta.update(name_non_finite(nlohmann::json(position)));
   return meta;
 }
 
@@ -53,6 +103,7 @@ TrainingPosition position_of(const TrainingCheckpoint& checkpoint, const std::st
   nlohmann::json meta = checkpoint.meta;
   for (const auto& [key, value] : kAddedSince.items())
     if (!meta.contains(key)) meta[key] = value;
+  read_non_finite(meta, nlohmann::json(TrainingPosition{}));
   return read_meta<TrainingPosition>(meta, source);
 }
 
@@ -106,6 +157,7 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
                                    source, before[i].first, before[i].second, now[i].second, before[i].first,
                                    before[i].second));
   }
+  check_run_length_kept(saved, config, source);  // the same decay, then: does it depend on train.epochs?
 }
 
 }  // namespace ddp

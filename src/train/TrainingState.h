@@ -2,7 +2,9 @@
 // What a checkpoint says besides the tensors: which run wrote it (RunIdentity) and where
 // that run stood (TrainingPosition). Each field is declared once, in the struct and in
 // its NLOHMANN_DEFINE line below it, which makes the checkpoint metadata both ways; a
-// missing key throws nlohmann::json::out_of_range naming it.
+// missing key throws nlohmann::json::out_of_range naming it. A non-finite number (the test
+// loss of an epoch that diverged) is stored by name ("NaN", "Infinity", "-Infinity"), since
+// JSON has none, and reads back as itself.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -59,6 +61,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainingPosition, step, epoch, step_in_epoch,
 // The checkpoint metadata: identity and position side by side in one JSON object.
 nlohmann::json checkpoint_meta(const RunIdentity& identity, const TrainingPosition& position);
 // Both read back; throws CheckpointError naming `source` when a key is missing or mistyped.
+// Together they are the check that a checkpoint's metadata can be resumed from.
 RunIdentity identity_of(const TrainingCheckpoint& checkpoint, const std::string& source);
 TrainingPosition position_of(const TrainingCheckpoint& checkpoint, const std::string& source);
 

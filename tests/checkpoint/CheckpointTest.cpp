@@ -91,5 +91,24 @@ TEST_F(CheckpointTest, RemoveTemporariesTakesOnlyInterruptedCheckpointWrites) {
   EXPECT_TRUE(CheckpointStore(dir_ / "none", 1).remove_temporaries().empty());
 }
 
+// An intact checkpoint that cannot be used (its metadata does not read back) must not block the
+// older ones: it is skipped with a warning that names it and says why.
+TEST_F(CheckpointTest, NewestValidSkipsAnUnusableOneSayingWhy) {
+  CheckpointStore store(dir_, 3);
+  store.save(1, sample(1));
+  store.save(2, sample(2));
+  const auto refuse_step_2 = [](const TrainingCheckpoint& checkpoint, const std::string& source) {
+    if (checkpoint.meta.at("step") == 2) throw CheckpointError(source + ": metadata incomplete: no number");
+  };
+  std::vector<std::string> warnings;
+  const auto found = store.newest_valid([&](const std::string& w) { warnings.push_back(w); }, refuse_step_2);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->second.meta.at("step"), 1);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("unusable checkpoint"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("ckpt-0000000002.ddpckpt: metadata incomplete: no number"), std::string::npos)
+      << warnings[0];
+}
+
 }  // namespace
 }  // namespace ddp

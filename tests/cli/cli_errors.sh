@@ -34,6 +34,10 @@ expect 2 "section.yaml:1: 'train' is a section and must be a mapping" -- "$DDP_T
 expect 2 "'train.epochs': value 300000 is out of range" -- "$DDP_TRAIN" --config "$cfg" train.epochs=0300000
 expect 2 "global batch 100 .*exceeds the training set of 64" -- "$DDP_TRAIN" --config "$cfg" train.local_batch=0100
 expect 2 "key 'lr.warmup_epochs' is 2 but train.epochs is 1" -- "$DDP_TRAIN" --config "$cfg" lr.warmup_epochs=2
+# Step decay counts from step 0: a period no longer than the warmup would skip the scaled peak (8 steps an epoch).
+expect 2 "lr.step_every_epochs: a decay every 1 epochs \(8 steps\) comes no later than the end of the warmup \(lr.warmup_epochs 1 = 8 steps\).* the scaled peak 0.02 would never be used" -- "$DDP_TRAIN" --config "$cfg" train.epochs=2 lr.rule=linear lr.base_batch=4 lr.warmup_epochs=1 lr.decay=step lr.step_every_epochs=1
+expect 2 "lr.step_every_epochs: .*\(lr.warmup_steps 12 = 12 steps\)" -- "$DDP_TRAIN" --config "$cfg" train.epochs=2 lr.warmup_steps=12 lr.rule=linear lr.base_batch=4 lr.decay=step lr.step_every_epochs=1.5
+expect 0 "final test accuracy" -- "$DDP_TRAIN" --config "$cfg" train.epochs=3 lr.rule=linear lr.base_batch=4 lr.warmup_epochs=1 lr.decay=step lr.step_every_epochs=2 output.dir="$work/step-after-warmup"
 expect 2 "^ddp-train: error: override 'train.on_nonfinite=skip' and override 'train.check_every=3': " -- "$DDP_TRAIN" train.on_nonfinite=skip train.check_every=3
 expect 2 "unknown key 'a.b.c'; the top level has the sections" -- "$DDP_TRAIN" a.b.c=1
 expect 2 "lr.rule=adascale takes no warmup" -- "$DDP_TRAIN" --config "$cfg" lr.rule=adascale lr.warmup_epochs=1

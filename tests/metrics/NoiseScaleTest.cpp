@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <stdexcept>
+#include <utility>
 
 #include "NoisyRegression.h"
 
@@ -33,6 +35,21 @@ TEST(GradientNoiseScale, TracksALargerNoiseScale) {
   GradientNoiseScale estimator(32, 128, 0.999);
   feed(estimator, noisy, 4, 32, 4000);
   EXPECT_NEAR(*estimator.b_simple(), noisy.true_b_simple(), 0.10 * noisy.true_b_simple());
+}
+
+// AdaptDL's theta = smoothing^S per step of S base batches (adaptdl/torch/gradient_noise_scale.py):
+// the averages' window is a fixed amount of data whatever the batch and however often it is measured.
+TEST(GradientNoiseScale, TheWindowIsAFixedAmountOfData) {
+  EXPECT_DOUBLE_EQ(GradientNoiseScale::decay_per_measurement(0.999, 64, 64, 1), 0.999);
+  EXPECT_DOUBLE_EQ(GradientNoiseScale::decay_per_measurement(0.999, 16384, 64, 1), std::pow(0.999, 256));
+  EXPECT_DOUBLE_EQ(GradientNoiseScale::decay_per_measurement(0.999, 128, 64, 4), std::pow(0.999, 8));
+  // The samples the averages remember, global batch x every / (1 - decay): base / (1 - smoothing)
+  // = 64,000 while a measurement is a small part of it (at S = 256 one step is already 16,384).
+  for (const auto& [global_batch, every] : {std::pair{64, 1}, {128, 4}, {1024, 1}, {4096, 1}, {16384, 1}}) {
+    const double decay = GradientNoiseScale::decay_per_measurement(0.999, global_batch, 64, every);
+    const double samples = double(global_batch * every) / (1 - decay);
+    EXPECT_NEAR(samples / 64000, 1.0, 0.15) << global_batch << " every " << every;
+  }
 }
 
 TEST(GradientNoiseScale, NeedsTwoBatchSizes) {

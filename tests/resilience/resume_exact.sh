@@ -95,6 +95,12 @@ sys.exit(not abs(a['final_train_loss'] - b['final_train_loss']) < 1e-4)"
 train 1 "${setup[@]}" output.dir="$work/virtual2" train.stop_after_steps=1 train.virtual_ranks=1
 train 2 "${setup[@]}" output.dir="$work/stop37" --resume train.epochs=4
 check "more epochs on resume are allowed" [ "$rc" -eq 0 ]
+# ... but not where the decay spans the run: under cosine every later step's lr would change.
+train 2 "${setup[@]}" lr.decay=cosine output.dir="$work/cosine" train.stop_after_steps=77
+train 2 "${setup[@]}" lr.decay=cosine output.dir="$work/cosine" --resume train.epochs=4
+check "more epochs on resume under cosine are refused (exit 2)" [ "$rc" -eq 2 ]
+check "... naming train.epochs and the decay" \
+  output_has "key 'train.epochs' was 3 when the checkpoint was written and is 4 now, but lr.decay=cosine spans the whole run"
 
 # Refused: another global batch, or another experiment.
 train 2 "${setup[@]}" output.dir="$work/refuse" train.stop_after_steps=77

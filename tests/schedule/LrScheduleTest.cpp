@@ -170,5 +170,23 @@ TEST(LrSchedule, CyclicScalesThePeakWithTheWorldSizeNotTheFloor) {
   EXPECT_NEAR(s.at(25), 0.04, 1e-15);
 }
 
+// depends_on_run_length (which decides whether a resume may change train.epochs) says of each
+// decay what its schedule does: a 3-epoch and a 4-epoch run agree on every step of the first 3
+// epochs exactly when the decay does not depend on the run's length.
+TEST(LrSchedule, OnlyTheDecaysDeclaredSoDependOnTheRunsLength) {
+  for (const LrDecay decay : all_decays()) {
+    FourRanks run(decay, 25);
+    run.config.lr.min_lr = 0.001;
+    run.config.lr.step_every_epochs = 2;
+    run.config.train.epochs = 3;
+    const LrSchedule three = run.schedule();
+    run.config.train.epochs = 4;
+    const LrSchedule four = run.schedule();
+    bool same = true;
+    for (int64_t step = 0; step < 3 * 25; ++step) same = same && three.at(step) == four.at(step);
+    EXPECT_EQ(same, !depends_on_run_length(decay)) << to_string(decay);
+  }
+}
+
 }  // namespace
 }  // namespace ddp

@@ -12,7 +12,9 @@ import critical_batch as cb  # noqa: E402
 
 
 def step(trace, grad_sq):
-    return {"noise_trace_sigma": trace, "noise_grad_sq": grad_sq}
+    """A steps.jsonl line with the step's own raw estimates (and smoothed ones that must not count)."""
+    return {"noise_trace_sigma_raw": trace, "noise_grad_sq_raw": grad_sq, "noise_trace_sigma": 1e9,
+            "noise_grad_sq": 1e-9}
 
 
 class RunNoiseScale(unittest.TestCase):
@@ -25,12 +27,21 @@ class RunNoiseScale(unittest.TestCase):
         # single |G|^2 estimates may be negative, as the real ones are; the run's ratio is still 600.
         rng = random.Random(7)
         steps = [step(300 + rng.gauss(0, 60), 0.5 + rng.gauss(0, 0.6)) for _ in range(20000)]
-        self.assertLess(sum(s["noise_grad_sq"] < 0 for s in steps), len(steps))
-        self.assertGreater(sum(s["noise_grad_sq"] < 0 for s in steps), 1000)
+        self.assertLess(sum(s["noise_grad_sq_raw"] < 0 for s in steps), len(steps))
+        self.assertGreater(sum(s["noise_grad_sq_raw"] < 0 for s in steps), 1000)
         self.assertAlmostEqual(cb.run_noise_scale(steps) / 600, 1.0, delta=0.03)
 
+    def test_averages_the_raw_per_step_estimates_not_the_smoothed_ones(self):
+        # A run whose moving averages (noise_*) lag its per-step estimates (noise_*_raw): the mean is
+        # taken of the raw ones, each step weighing the same.
+        lines = [{"noise_trace_sigma_raw": 10.0 * (k + 1), "noise_grad_sq_raw": 1.0,
+                  "noise_trace_sigma": 10.0, "noise_grad_sq": 1.0} for k in range(9)]
+        self.assertAlmostEqual(cb.run_noise_scale(lines), 50.0)  # mean of 10, 20, ..., 90
+        self.assertIsNone(cb.run_noise_scale([{"noise_trace_sigma": 10.0, "noise_grad_sq": 1.0}]),
+                          "smoothed values alone are no per-step estimates")
+
     def test_skips_unmeasured_steps_and_refuses_meaningless_runs(self):
-        self.assertAlmostEqual(cb.run_noise_scale([step(None, None), step(8, 2), {"noise_grad_sq": 1}]), 4.0)
+        self.assertAlmostEqual(cb.run_noise_scale([step(None, None), step(8, 2), {"noise_grad_sq_raw": 1}]), 4.0)
         self.assertIsNone(cb.run_noise_scale([]))
         self.assertIsNone(cb.run_noise_scale([step(None, None)]))
         self.assertIsNone(cb.run_noise_scale([step(10, -1), step(10, 0.5)]))  # mean |G|^2 not positive

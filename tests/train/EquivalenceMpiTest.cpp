@@ -358,6 +358,25 @@ std::vector<nlohmann::json> read_lines(const std::filesystem::path& file) {
   return lines;
 }
 
+// AdaScale's gain by hand (Johnson et al. 2020, algorithm 1) from the raw estimates every line
+// carries: the gain of step t comes from the averages that include step t's own |G|^2 and
+// tr(Sigma), as in the paper, AdaptDL and fairscale, smoothed with AdaptDL's theta = 0.999^S:
+//   r = (sigma^2 + |G|^2) / (sigma^2 / S + |G|^2),   sigma^2 = tr(Sigma) / base batch.
+void expect_gains_from_each_steps_own_statistics(const std::vector<nlohmann::json>& lines, double scale,
+                                                 double base_batch) {
+  const double theta = std::pow(0.999, scale);
+  double g2 = 0, trace = 0, weight = 0;
+  for (const auto& line : lines) {
+    ASSERT_TRUE(line["noise_grad_sq_raw"].is_number()) << "AdaScale measures every step: " << line;
+    g2 = theta * g2 + (1 - theta) * line["noise_grad_sq_raw"].get<double>();
+    trace = theta * trace + (1 - theta) * line["noise_trace_sigma_raw"].get<double>();
+    weight = theta * weight + (1 - theta);
+    const double signal = std::max(g2 / weight, 0.0), variance = std::max(trace / weight, 0.0) / base_batch;
+    const double gain = std::clamp((variance + signal) / (variance / scale + signal), 1.0, scale);
+    EXPECT_NEAR(line["gain"].get<double>(), gain, 1e-9 * gain) << "step " << line["step"];
+  }
+}
+
 // The run ends at the first step whose progress reaches the base batch's steps for
 // train.epochs, in between the linear rule's steps and the base batch's; every epoch's and
 // every step's line says the gain and the progress.
@@ -397,6 +416,7 @@ TEST(AdaScale, EndsWhenItsProgressReachesTheBaseBatchsSteps) {
       EXPECT_DOUBLE_EQ(line["progress"].get<double>(), progress) << "step " << line["step"];
       EXPECT_NEAR(line["lr"].get<double>(), line["gain"].get<double>() * config.optim.base_lr, 1e-12);
     }
+    expect_gains_from_each_steps_own_statistics(lines, scale, double(config.lr.base_batch));
     EXPECT_LT(progress - lines.back()["gain"].get<double>(), target) << "it did not go on past its target";
     std::filesystem::remove_all(dir);
   }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -85,6 +86,33 @@ double first_global_batch_loss(const Config& config, const Dataset& data, int64_
   return torch::nn::functional::cross_entropy(model->forward(batch.images), batch.labels).item<double>();
 }
 
+// The lines of the steps that took a measurement carry its own raw estimates; the smoothed ones
+// are their bias-corrected moving averages with AdaptDL's decay, theta = smoothing^(S x every)
+// per measurement (S = global batch / lr.base_batch): a window of a fixed amount of data. Here
+// S = N, every = 2, smoothing 0.999 (the default).
+void check_averages_of_the_raw_estimates(const std::vector<nlohmann::json>& lines, const Config& config,
+                                         int64_t global_batch) {
+  const double theta = std::pow(0.999, double(global_batch) / double(config.lr.base_batch) * 2);
+  ASSERT_EQ(config.metrics.noise_scale_decay, 0.999);
+  double g2 = 0, trace = 0, weight = 0;
+  int measured = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const nlohmann::json& line = lines[i];
+    const bool took_one = i % 2 == 0;  // steps 1, 3, 5, ... (0, 2, 4, ... counted from 0)
+    ASSERT_EQ(line["noise_grad_sq_raw"].is_number(), took_one) << line;
+    ASSERT_EQ(line["noise_trace_sigma_raw"].is_number(), took_one) << line;
+    if (took_one) {
+      g2 = theta * g2 + (1 - theta) * line["noise_grad_sq_raw"].get<double>();
+      trace = theta * trace + (1 - theta) * line["noise_trace_sigma_raw"].get<double>();
+      weight = theta * weight + (1 - theta);
+      ++measured;
+    }
+    EXPECT_NEAR(line["noise_grad_sq"].get<double>(), g2 / weight, 1e-12 * std::abs(g2 / weight)) << line;
+    EXPECT_NEAR(line["noise_trace_sigma"].get<double>(), trace / weight, 1e-12 * std::abs(trace / weight)) << line;
+  }
+  EXPECT_GE(measured, 5);
+}
+
 // Rank 0's checks of the N-rank run's lines against the N/2 x 2 virtual run's. A failed
 // ASSERT returns from here only, so the ranks still meet at the test's collectives.
 void check_real_against_virtual(const fs::path& real_dir, const fs::path& virtual_dir, const TrainingResult& real,
@@ -99,7 +127,7 @@ void check_real_against_virtual(const fs::path& real_dir, const fs::path& virtua
   for (size_t i = 0; i < lines.size(); ++i) {
     const nlohmann::json& line = lines[i];
     const int64_t step = int64_t(i) + 1;
-    EXPECT_EQ(line.size(), 9u) << line;
+    EXPECT_EQ(line.size(), 11u) << line;
     EXPECT_TRUE(line["gain"].is_null() && line["progress"].is_null()) << "AdaScale's only: " << line;
     EXPECT_EQ(line["step"], step);
     EXPECT_EQ(line["epoch"], (step - 1) / sampler.steps_per_epoch() + 1) << line;
@@ -119,6 +147,7 @@ void check_real_against_virtual(const fs::path& real_dir, const fs::path& virtua
   // Measured at steps 1, 3, 5, ...: the estimate moves only at the steps that took one.
   EXPECT_EQ(lines[1]["noise_grad_sq"], lines[0]["noise_grad_sq"]);
   EXPECT_NE(lines[2]["noise_grad_sq"], lines[1]["noise_grad_sq"]);
+  check_averages_of_the_raw_estimates(lines, config, sampler.global_batch());
 }
 
 TEST(StepMetrics, EveryStepHasItsLrAndTheLossOverAllRanksRealOrVirtual) {
