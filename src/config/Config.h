@@ -1,7 +1,8 @@
 #pragma once
 // The whole run configuration: one YAML file plus `section.key=value` overrides.
-// Every key is declared once in a schema (Config.cpp) that drives parsing,
-// validation, the unknown-key suggestions and the dump of the effective config.
+// Every key is declared once in the schema (Schema.h: type, range, help, default) that
+// drives reading (YamlReading.h), the unknown-key suggestions, the checks across keys
+// (Validation.h), the dump of the effective config, --help and the reference page.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -171,6 +172,10 @@ std::vector<std::pair<std::string, std::string>> config_entries(const Config& co
 
 // Every valid key with a one-line description, for --help.
 std::string describe_config_keys();
+
+// Every valid key as a Markdown table (key, values, default, meaning), for
+// ddp-train --help-config-markdown: the key reference of docs/configuration.md.
+std::string describe_config_keys_markdown();
 
 std::string to_string(ScalingRule rule);
 std::string to_string(OptimizerName name);
