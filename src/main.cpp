@@ -28,7 +28,21 @@ int launcher_rank() {
   return 0;
 }
 
-// The command line, or the exit code when there is nothing to run (--help, a bad argument).
+// --print-config: the config as a run would take it, read and checked without the data, MPI or
+// a run directory (what the docs test loads every configs/*.yaml with).
+int print_effective_config(const ddp::CommandLine& command_line) {
+  try {
+    const ddp::Config config = ddp::load_config(ddp::config_path_of(command_line), command_line.overrides);
+    if (launcher_rank() == 0) fmt::print("{}", ddp::dump_config(config));
+    return ddp::kExitOk;
+  } catch (const std::exception& e) {
+    if (launcher_rank() == 0) fmt::print(stderr, "ddp-train: error: {}\n", ddp::message_of(e));
+    return ddp::exit_code_of(e);
+  }
+}
+
+// The command line, or the exit code when there is nothing to run (--help, a bad argument,
+// --print-config).
 std::optional<int> parse_command_line(int argc, char** argv, ddp::CommandLine& command_line) {
   CLI::App app{"ddp-train: data-parallel SimpleNN training with learning-rate scaling rules", "ddp-train"};
   app.add_option("--config", command_line.config_path, "YAML config file")->check(CLI::ExistingFile);
@@ -43,11 +57,18 @@ std::optional<int> parse_command_line(int argc, char** argv, ddp::CommandLine& c
   app.add_option("--ranks", command_line.dry_run_ranks,
                  "with --dry-run: check the run as this many ranks would have it (default: the ranks launched)")
       ->check(CLI::Range(1, 1 << 20));
+  bool print_config = false, keys_markdown = false;
+  app.add_flag("--print-config", print_config,
+               "print the effective config (--config, then the overrides) and exit: 0, or 2 with the error; "
+               "reads no data");
+  app.add_flag("--help-config-markdown", keys_markdown,
+               "print every config key as a Markdown table (the reference in docs/configuration.md) and exit");
   app.set_version_flag("--version", std::string("ddp-train ") + ddp::kVersion);
   app.footer("Config keys:\n" + ddp::describe_config_keys() +
              "\nLaunch: mpirun -np N build/ddp-train --config configs/mnist.yaml lr.rule=linear\n"
              "Continue a stopped run: mpirun -np N build/ddp-train --resume output.dir=DIR\n"
              "Check before spending time: build/ddp-train --dry-run --ranks N --config FILE [overrides]\n"
+             "The reference of every key: docs/configuration.md\n"
              "Exit codes: 0 success, 2 bad input (config, data, arguments), 75 stopped early with a checkpoint\n"
              "(a SIGTERM/SIGUSR1 or train.stop_after_steps; continue with --resume), 1 any other failure (a stop\n"
              "with checkpoints off among them: nothing to continue from).");
@@ -61,7 +82,12 @@ std::optional<int> parse_command_line(int argc, char** argv, ddp::CommandLine& c
     if (launcher_rank() == 0) fmt::print(stderr, "ddp-train: error: --ranks only goes with --dry-run\n");
     return ddp::kExitBadInput;
   }
+  if (keys_markdown) {
+    if (launcher_rank() == 0) fmt::print("{}", ddp::describe_config_keys_markdown());
+    return ddp::kExitOk;
+  }
   if (command_line.resume) command_line.overrides.push_back("checkpoint.resume=auto");
+  if (print_config) return print_effective_config(command_line);
   return std::nullopt;
 }
 

@@ -7,6 +7,10 @@ source "$(dirname "$0")/lib.sh"
 expect 0 "ddp-train [0-9]" -- "$DDP_TRAIN" --version
 expect 0 "lr.rule" -- "$DDP_TRAIN" --help
 expect 2 "--config: File does not exist" -- "$DDP_TRAIN" --config "$work/nope.yaml"
+# --print-config reads and checks the config only (no data, no MPI): the effective config, or the error.
+expect 0 "^  rule: linear$" -- "$DDP_TRAIN" --print-config --config "$cfg" lr.rule=linear data.dir="$work/nowhere"
+expect 2 "^ddp-train: error: override 'lr.rule=linaer': key 'lr.rule': expected one of" -- "$DDP_TRAIN" --print-config --config "$cfg" lr.rule=linaer
+expect 0 "^\| \`train.epochs\` \| integer in \[1, 100000\] \| \`10\` \|" -- "$DDP_TRAIN" --help-config-markdown
 expect 2 "unknown key 'train.epoch'; did you mean 'train.epochs'" -- "$DDP_TRAIN" --config "$cfg" train.epoch=3
 expect 2 "'train.local_batch': expected an integer" -- "$DDP_TRAIN" --config "$cfg" train.local_batch=big
 expect 2 "key 'train.check_every' is 3 but train.on_nonfinite=skip decides on every step" -- "$DDP_TRAIN" --config "$cfg" train.on_nonfinite=skip train.check_every=3
