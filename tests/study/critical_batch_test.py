@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""launch/critical_batch.py: the noise-scale prediction and the observed break that launch/study
+"""launch/ddp_study/critical_batch.py: the noise-scale prediction and the observed break that launch/study
 reports (the study drives these very functions)."""
 import math
 import os
@@ -8,7 +8,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch"))
-import critical_batch as cb  # noqa: E402
+from ddp_study import critical_batch as cb  # noqa: E402
 
 
 def step(trace, grad_sq):

@@ -1,4 +1,4 @@
-"""launch/planner.py's models on known inputs (CTest planner): the steps fit recovers S_min and B_crit,
+"""launch/ddp_study/planner.py's models on known inputs (CTest planner): the steps fit recovers S_min and B_crit,
 its bootstrap interval covers them, the all-reduce costs and their fit, the bytes each exchange mode
 sends (the figures ddp-train reports as comm_bytes_per_step), and the search."""
 import math
@@ -8,7 +8,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch"))
-import planner  # noqa: E402
+from ddp_study import planner  # noqa: E402
 
 BATCHES = [64, 128, 256, 512, 1024, 2048, 4096]
 

@@ -4,8 +4,9 @@ import math
 import os
 import statistics
 
-import planner
-from ddp_runs import mean_std, replacing, save_figure
+from . import planner
+from .files import replacing, save_figure
+from .stats import mean_std
 
 RANKS = [2 ** k for k in range(11)]  # 1 .. 1024
 LOCAL_BATCHES = [2 ** k for k in range(0, 13)]  # 1 .. 4096

@@ -3,8 +3,9 @@ the finished runs. launch/study runs the sweep; this only reads what it collecte
 import math
 import os
 
-import critical_batch
-from ddp_runs import mean_std, replacing, save_figure
+from . import critical_batch
+from .files import replacing, save_figure
+from .stats import mean_std
 
 
 class Sweep:

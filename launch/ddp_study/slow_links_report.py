@@ -4,8 +4,9 @@ import math
 import os
 import statistics
 
-import critical_batch
-from ddp_runs import mean_std, replacing, save_figure
+from . import critical_batch
+from .files import replacing, save_figure
+from .stats import mean_std
 
 TBF_NOTE = ("Links are capped with tc tbf (rate M, burst 256 KB, 50 ms of queue) at both ends of every node's "
             "veth pair, so each direction of each node pair runs at M. tbf shapes bandwidth only: it adds no "

@@ -1,0 +1,59 @@
+"""The local cluster of network namespaces (cluster/start --nodes N) that the slow-links study and
+the planner run their multi-node runs on."""
+import os
+import subprocess
+import tempfile
+
+from . import ROOT
+
+
+class LocalCluster:
+    """The local cluster the links part runs on: the one DDP_SLURM_STATE names if it is up with enough
+    nodes (its caps put back at the end), else one of its own, in namespaces and state apart from any
+    other, stopped at the end."""
+
+    def __init__(self, nodes):
+        self.nodes, self.own, self.previous_cap = nodes, False, None
+        self.env = dict(os.environ)
+
+    def __enter__(self):
+        if self.running():
+            shown = self.script("link")
+            self.previous_cap = shown.split()[1] if "Mbit/s" in shown else None
+            return self
+        self.own = True
+        self.state = tempfile.mkdtemp(prefix="ddp-slow-links.")
+        self.env.update(DDP_SLURM_STATE=self.state, DDP_CLUSTER_NAME=f"sl{os.getpid() % 100000}")
+        self.script("start", "--nodes", str(self.nodes))
+        return self
+
+    def __exit__(self, *_):
+        if not self.own:
+            self.script("link", *(["--mbit", self.previous_cap] if self.previous_cap else ["--off"]))
+            return
+        subprocess.run([os.path.join(ROOT, "cluster", "stop")], env=self.env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", self.state])
+
+    def running(self):
+        state = self.env.get("DDP_SLURM_STATE")
+        if not state or not os.path.exists(os.path.join(state, "cluster.env")):
+            return False
+        with open(os.path.join(state, "cluster.env")) as f:
+            layout = dict(line.strip().split("=", 1) for line in f if "=" in line)
+        return int(layout.get("cluster_nodes", 0)) >= self.nodes and \
+            subprocess.run([os.path.join(ROOT, "cluster", "link")], env=self.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL).returncode == 0
+
+    def script(self, name, *args):
+        result = subprocess.run([os.path.join(ROOT, "cluster", name), *args], env=self.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if result.returncode != 0:
+            raise RuntimeError(f"cluster/{name} {' '.join(args)} failed:\n{result.stdout}")
+        return result.stdout
+
+    def cap(self, mbit):
+        self.script("link", *(["--mbit", str(mbit)] if mbit else ["--off"]))
+
+    def hosts(self):
+        return ",".join(f"node{i}" for i in range(1, self.nodes + 1))

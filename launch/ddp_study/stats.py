@@ -1,0 +1,13 @@
+"""Summaries over seeds."""
+import math
+
+
+def mean_std(values):
+    """Mean and sample standard deviation; nan for no values, std 0 for one."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan")
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, 0.0
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))

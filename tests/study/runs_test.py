@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""launch/ddp_study's runs, dry_runs, files and console modules (CTest study_runs): how a run is
+launched and read back, the dry-run check that runs before a study (one check per distinct command
+line, ddp-train's own error line as the reason), results written whole, and OSErrors as one line."""
+import errno
+import io
+import os
+import shlex
+import stat
+import sys
+import tempfile
+import unittest
+from contextlib import redirect_stderr, redirect_stdout
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch"))
+from ddp_study import ROOT, console, dry_runs, files, runs  # noqa: E402
+
+
+class ReasonOf(unittest.TestCase):
+    def test_the_last_ddp_train_error_line_not_the_launchers_report(self):
+        log = ("effective config ...\nddp-train: error: rank 1: first\nddp-train: error: ranks 0-1: unknown key "
+               "'optim.lr'\n----\nPrimary job terminated normally, but 1 process returned\n")
+        self.assertEqual(runs.reason_of(log), "ddp-train: error: ranks 0-1: unknown key 'optim.lr'")
+
+    def test_without_an_error_line_the_last_three_lines(self):
+        self.assertEqual(runs.reason_of("a\n\nb\nc\nd\n\n"), "Last output:\nb\nc\nd")
+
+
+class Launching(unittest.TestCase):
+    def test_split_ranks_fills_real_ranks_then_virtual_ones(self):
+        self.assertEqual(runs.split_ranks(256, 2), (2, 128))
+        self.assertEqual(runs.split_ranks(1, 2), (1, 1))
+        self.assertEqual(runs.split_ranks(6, 4), (3, 2))  # the largest real count that divides the world
+
+    def test_srun_inside_an_allocation_kills_the_job_on_a_bad_exit(self):
+        self.assertEqual(runs.launcher(4, "srun"), ["srun", "--mpi=pmix", "--ntasks=4", "--kill-on-bad-exit=1"])
+
+    def test_mpirun_oversubscribes_only_beyond_the_cores(self):
+        cores = os.cpu_count() or 1
+        self.assertIn("--oversubscribe", runs.launcher(cores + 1))
+        self.assertNotIn("--oversubscribe", runs.launcher(1))
+
+    def test_hosts_go_through_launch_mpirun_with_the_binary_in_its_environment(self):
+        cmd = runs.training_command("/b/ddp-train", "configs/mnist.yaml", ["lr.rule=linear"], 2, "/r",
+                                    "hosts:node1,node2")
+        self.assertEqual(cmd[:5], ["env", "DDP_TRAIN=/b/ddp-train", os.path.join(ROOT, "launch", "mpirun"), "--hosts",
+                                   "node1,node2"])
+        self.assertEqual(cmd[5:], ["2", "--config", os.path.join(ROOT, "configs/mnist.yaml"), "lr.rule=linear",
+                                   "output.dir=/r", "output.progress=false", "--overwrite"])
+
+
+class FinishedRun(unittest.TestCase):
+    """--reuse keeps a run only when its log's first line is this very command line."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        self.run_dir, self.log = os.path.join(self.dir, "run"), os.path.join(self.dir, "run.log")
+        os.mkdir(self.run_dir)
+        with open(os.path.join(self.run_dir, "summary.json"), "w") as f:
+            f.write('{"outcome": "nonfinite", "steps": 3}')
+
+    def write_log(self, overrides):
+        cmd = runs.training_command("/b", "c.yaml", overrides, 2, self.run_dir)
+        with open(self.log, "w") as f:
+            f.write(" ".join(shlex.quote(c) for c in cmd) + "\nthe output\n")
+
+    def test_the_same_command_line_is_kept_with_its_outcome(self):
+        self.write_log(["lr.rule=linear"])
+        self.assertEqual(runs.finished_run("/b", "c.yaml", ["lr.rule=linear"], 2, self.run_dir, self.log),
+                         ("diverged", {"outcome": "nonfinite", "steps": 3}))
+
+    def test_another_command_line_is_run_again(self):
+        self.write_log(["lr.rule=sqrt"])
+        self.assertIsNone(runs.finished_run("/b", "c.yaml", ["lr.rule=linear"], 2, self.run_dir, self.log))
+
+
+class DryRuns(unittest.TestCase):
+    """check_runs against a stand-in for ddp-train that records each call and refuses one override."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        self.calls = os.path.join(self.dir, "calls")
+        self.binary = os.path.join(self.dir, "ddp-train")
+        with open(self.binary, "w") as f:
+            f.write(f"""#!/bin/sh
+echo "$*" >> {self.calls}
+case " $* " in *" lr.rule=linaer "*)
+  echo "effective config"; echo "ddp-train: error: override 'lr.rule=linaer': key 'lr.rule': expected one of"
+  exit 2 ;;
+esac
+""")
+        os.chmod(self.binary, os.stat(self.binary).st_mode | stat.S_IEXEC)
+
+    def plan(self, rules):
+        return [(f"{rule}/s{seed}", [f"lr.rule={rule}", f"train.seed={seed}"], 2, f"/r/{rule}-{seed}")
+                for rule in rules for seed in (1, 2, 3)]
+
+    def test_runs_that_differ_only_in_the_seed_are_checked_once(self):
+        self.assertEqual(dry_runs.check_runs(self.binary, "c.yaml", self.plan(["none", "linear"])), [])
+        with open(self.calls) as f:
+            calls = f.read().splitlines()
+        self.assertEqual(len(calls), 2)
+        self.assertTrue(all(c.startswith("--dry-run --ranks 2 --config ") for c in calls), calls)
+
+    def test_a_run_that_would_fail_is_named_with_ddp_trains_line(self):
+        failures = dry_runs.check_runs(self.binary, "c.yaml", self.plan(["none", "linaer"]))
+        self.assertEqual(failures, [("linaer/s1", "ddp-train: error: override 'lr.rule=linaer': key 'lr.rule': "
+                                                  "expected one of")])
+
+    def test_the_study_stops_with_exit_2_before_running_anything(self):
+        err = io.StringIO()
+        with redirect_stdout(io.StringIO()), redirect_stderr(err), self.assertRaises(SystemExit) as stop:
+            dry_runs.refuse_if_any_would_fail("study", self.binary, "c.yaml", self.plan(["linaer"]))
+        self.assertEqual(stop.exception.code, 2)
+        self.assertIn("study: error: run linaer/s1 would fail: ddp-train: error:", err.getvalue())
+        self.assertIn("nothing was run", err.getvalue())
+
+
+class Files(unittest.TestCase):
+    def setUp(self):
+        self.path = os.path.join(tempfile.mkdtemp(), "report.md")
+
+    def test_a_failed_write_leaves_the_old_file_and_no_temporary(self):
+        with files.replacing(self.path) as f:
+            f.write("old")
+        with self.assertRaises(RuntimeError):
+            with files.replacing(self.path) as f:
+                f.write("half of the new")
+                raise RuntimeError("the disk filled up")
+        with open(self.path) as f:
+            self.assertEqual(f.read(), "old")
+        self.assertFalse(os.path.exists(self.path + ".tmp"))
+
+    def test_an_oserror_names_the_file_not_its_temporary(self):
+        with self.assertRaises(OSError) as raised:
+            with files.replacing(self.path) as f:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        self.assertEqual(raised.exception.filename, self.path)
+
+    def test_json_lines_read_back_and_a_missing_file_is_empty(self):
+        with open(self.path, "w") as f:
+            f.write('{"step": 1}\n\n{"step": 2}\n')
+        self.assertEqual(files.read_jsonl(self.path), [{"step": 1}, {"step": 2}])
+        self.assertEqual(files.read_jsonl(self.path + ".missing"), [])
+        self.assertIsNone(files.read_json(self.path))  # not one JSON document
+
+
+class Console(unittest.TestCase):
+    def test_a_full_disk_is_one_line_that_says_what_to_do_and_exit_1(self):
+        def main():
+            raise OSError(errno.ENOSPC, "No space left on device", "/out/runs.csv")
+        err = io.StringIO()
+        with redirect_stderr(err):
+            self.assertEqual(console.exit_code_of_main("study", main), 1)
+        lines = err.getvalue().splitlines()
+        self.assertEqual(len(lines), 1)
+        self.assertTrue(lines[0].startswith("study: error: /out/runs.csv: No space left on device; the disk is full"))
+
+    def test_other_errors_name_the_file_and_the_reason_only(self):
+        line = console.failure_line("plan", OSError(errno.EACCES, "Permission denied", "/x"))
+        self.assertEqual(line, "plan: error: /x: Permission denied")
+
+    def test_progress_counts_and_shows_an_eta_once_a_run_is_done(self):
+        out = io.StringIO()
+        progress = console.Progress(2)
+        with redirect_stdout(out):
+            progress.start("first", "2 ranks")
+            progress.start("second")
+        first, second = out.getvalue().splitlines()
+        self.assertTrue(first.startswith("[1/2] first: 2 ranks (elapsed 00:00, ETA ?)"), first)
+        self.assertRegex(second, r"^\[2/2\] second \(elapsed 00:00, ETA 00:00\)$")
+
+
+if __name__ == "__main__":
+    unittest.main()
