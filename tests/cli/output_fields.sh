@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every field a run writes into summary.json, metrics.jsonl, steps.jsonl and evals.jsonl is named
-# (in backticks) in the documentation of the outputs: a field added to the code but not to the
+# (in backticks) in docs/outputs.md, the documentation of the outputs: a field added to the code but not to the
 # documentation fails here. Runs cover every file and both outcomes (completed, nonfinite).
 source "$(dirname "$0")/lib.sh"
-docs=${DDP_OUTPUT_DOCS:-$DDP_SOURCE_DIR/README.md}
+docs=${DDP_OUTPUT_DOCS:-$DDP_SOURCE_DIR/docs/outputs.md}
 cd "$DDP_SOURCE_DIR"
 "$DDP_TRAIN" --config "$cfg" train.epochs=2 train.virtual_ranks=2 train.local_batch=4 metrics.every_steps=2 \
   metrics.eval_every_steps=3 metrics.target_accuracy=0.05 output.dir="$work/done" >/dev/null 2>&1
