@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -425,6 +426,31 @@ TEST(Config, LocalSgdRefusesWhatCannotMeanAnything) {
   // What does mean something is accepted.
   load_config("", {"comm.local_sgd_period=4", "model.batch_norm=local", "comm.compression=powersgd"});
   load_config("", {"comm.compression=fp16", "lr.rule=adascale"});
+}
+
+// --help and docs/configuration.md both come from the schema: one line, and one table row, per key.
+TEST(Config, HelpAndTheReferenceListEveryKeyWithItsValuesAndDefault) {
+  const size_t keys = config_entries(Config{}).size();
+  const std::string help = describe_config_keys();
+  EXPECT_EQ(size_t(std::count(help.begin(), help.end(), '\n')), keys);
+  EXPECT_TRUE(has(help, "  lr.rule                 learning-rate scaling with the global batch; adascale: by the "
+                        "measured gain (none | linear | sqrt | adascale) [default: none]\n"))
+      << help;
+
+  const std::string table = describe_config_keys_markdown();
+  EXPECT_EQ(size_t(std::count(table.begin(), table.end(), '\n')), keys + 2);  // a header, a rule, a row per key
+  EXPECT_TRUE(has(table, "| `lr.rule` | `none` \\| `linear` \\| `sqrt` \\| `adascale` | `none` | learning-rate "
+                         "scaling with the global batch; adascale: by the measured gain |\n"))
+      << table;
+  EXPECT_TRUE(has(table, "| `train.epochs` | integer in [1, 100000] | `10` | epochs to train |\n")) << table;
+  EXPECT_TRUE(has(table, "| `train.seed` | integer ≥ 0 | `42` |")) << table;
+  EXPECT_TRUE(has(table, "| `optim.base_lr` | number in [0, 1e+06] | `0.01` |")) << table;
+  EXPECT_TRUE(has(table, "| `comm.compression_start_step` | `auto` \\| step ≥ 0 | `auto` |")) << table;
+  // An empty default says so; <name> would vanish as an HTML tag, a bare | would end the cell.
+  EXPECT_TRUE(has(table, "| `data.dir` | text | empty | directory with the four IDX files (plain or .gz); empty: "
+                         "data/&lt;name&gt; |\n"))
+      << table;
+  EXPECT_FALSE(has(table, "<")) << table;
 }
 
 }  // namespace
