@@ -7,6 +7,9 @@ import tempfile
 from . import ROOT
 
 
+CLUSTER_KEYS = ("DDP_SLURM_STATE", "DDP_CLUSTER_NAME")  # what cluster/* and launch/mpirun read
+
+
 class LocalCluster:
     """The local cluster the links part runs on: the one DDP_SLURM_STATE names if it is up with enough
     nodes (its caps put back at the end), else one of its own, in namespaces and state apart from any
@@ -25,12 +28,20 @@ class LocalCluster:
         self.state = tempfile.mkdtemp(prefix="ddp-slow-links.")
         self.env.update(DDP_SLURM_STATE=self.state, DDP_CLUSTER_NAME=f"sl{os.getpid() % 100000}")
         self.script("start", "--nodes", str(self.nodes))
+        # The runs launch/mpirun starts inherit this process's environment: they must find this cluster.
+        self.outer = {k: os.environ.get(k) for k in CLUSTER_KEYS}
+        os.environ.update({k: self.env[k] for k in CLUSTER_KEYS})
         return self
 
     def __exit__(self, *_):
         if not self.own:
             self.script("link", *(["--mbit", self.previous_cap] if self.previous_cap else ["--off"]))
             return
+        for key, value in self.outer.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         subprocess.run([os.path.join(ROOT, "cluster", "stop")], env=self.env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         subprocess.run(["rm", "-rf", self.state])

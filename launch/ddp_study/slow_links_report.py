@@ -285,7 +285,8 @@ def write_report(study, out, rows, command_line, date, seconds):
     ok = sum(r["status"] == "ok" for r in rows)
     lines = [f"# Across slow links: {study['name']}", "",
              f"Made by `{command_line}` on {date} ({ok} of {len(rows)} runs completed, "
-             f"{sum(r['status'] == 'diverged' for r in rows)} diverged; {seconds / 60:.0f} minutes).", "",
+             f"{sum(r['status'] == 'diverged' for r in rows)} diverged; {seconds / 60:.0f} minutes for this invocation, "
+             f"the runs' own wall time {sum(float(r.get('wall_seconds') or 0) for r in rows) / 60:.0f} minutes).", "",
              f"Base config `{study['config']}` with {' '.join(study['overrides'])}; {study['nodes']} nodes x 1 rank of "
              f"the local cluster; seeds {study['seeds']}. For every seed, lr and link every mode ran once, so the modes "
              "alternate and a busy moment of the shared machine falls on all of them: read the medians and the ratios.",

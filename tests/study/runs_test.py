@@ -9,11 +9,13 @@ import shlex
 import stat
 import sys
 import tempfile
+import shutil
 import unittest
 from contextlib import redirect_stderr, redirect_stdout
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch"))
-from ddp_study import ROOT, console, dry_runs, files, runs  # noqa: E402
+from ddp_study import ROOT, console, dry_runs, files, local_cluster, runs  # noqa: E402
+from unittest import mock  # noqa: E402
 
 
 class ReasonOf(unittest.TestCase):
@@ -169,6 +171,25 @@ class Console(unittest.TestCase):
         first, second = out.getvalue().splitlines()
         self.assertTrue(first.startswith("[1/2] first: 2 ranks (elapsed 00:00, ETA ?)"), first)
         self.assertRegex(second, r"^\[2/2\] second \(elapsed 00:00, ETA 00:00\)$")
+
+
+class OwnLocalCluster(unittest.TestCase):
+    """A study that starts a cluster of its own launches its runs with launch/mpirun, which finds the
+    cluster through the environment it inherits (the planner's node runs once found none)."""
+
+    def test_runs_inside_find_the_cluster_and_the_outer_environment_comes_back(self):
+        started = []
+        with mock.patch.dict(os.environ, {"DDP_SLURM_STATE": "/nonexistent/outer"}), \
+                mock.patch.object(local_cluster.LocalCluster, "script", lambda self, *a: started.append(a) or ""), \
+                mock.patch.object(local_cluster.subprocess, "run"):
+            os.environ.pop("DDP_CLUSTER_NAME", None)
+            with local_cluster.LocalCluster(2) as cluster:
+                self.addCleanup(shutil.rmtree, cluster.state, True)
+                self.assertEqual(started, [("start", "--nodes", "2")])
+                self.assertEqual(os.environ["DDP_SLURM_STATE"], cluster.state)
+                self.assertEqual(os.environ["DDP_CLUSTER_NAME"], cluster.env["DDP_CLUSTER_NAME"])
+            self.assertEqual(os.environ["DDP_SLURM_STATE"], "/nonexistent/outer")
+            self.assertNotIn("DDP_CLUSTER_NAME", os.environ)
 
 
 if __name__ == "__main__":
