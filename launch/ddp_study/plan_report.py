@@ -206,6 +206,18 @@ def networks(bench, plan):
     return [(p["name"], planner.preset_network(p)) for p in planner.NETWORK_PRESETS] + nets + own
 
 
+
+def recommendation(network, limit, lr, extrapolated, plans):
+    """One line per network: the rank count past which doubling stops paying, and what it runs."""
+    ranks = limit["ranks"]
+    head = (f"- {ranks} rank{'s' if ranks > 1 else ''} on {network}: global batch {limit['global_batch']} "
+            f"({limit['local_batch']} a rank), lr {lr:.3g}{' (beyond the measured batches)' if extrapolated else ''}, "
+            f"{limit['steps']:,.0f} steps, {limit['seconds']:.3g} s; ")
+    if ranks == 1 and len(plans) > 1 and plans[1]["seconds"] >= limit["seconds"]:
+        return head + f"a second rank does not pay (2 ranks: {plans[1]['seconds']:.3g} s)"
+    return head + (f"beyond {ranks} rank{'s' if ranks > 1 else ''} doubling gains under 10%: statistical efficiency "
+                   f"{limit['efficiency']:.2f}")
+
 def plan_lines(d, prediction, bench, size, plan):
     fit = prediction["fit"]
     lrs = {int(g): lr for g, lr in prediction["best_lr"].items()}
@@ -223,11 +235,7 @@ def plan_lines(d, prediction, bench, size, plan):
             lines.append(f"| {name} | " + " | ".join(f"{p['global_batch']}: {p['seconds']:.2g} s" for p in plans) + " |")
             limit = planner.scaling_limit(plans)
             lr, extrapolated = planner.interpolated_lr(lrs, limit["global_batch"])
-            recommendations.append(
-                f"- {limit['ranks']} ranks on {name}: global batch {limit['global_batch']} ({limit['local_batch']} a rank), "
-                f"lr {lr:.3g}{' (beyond the measured batches)' if extrapolated else ''}, {limit['steps']:,.0f} steps, "
-                f"{limit['seconds']:.3g} s; beyond {limit['ranks']} ranks doubling gains under 10%: statistical efficiency "
-                f"{limit['efficiency']:.2f}")
+            recommendations.append(recommendation(name, limit, lr, extrapolated, plans))
         lines += ["", "Cells: the global batch with the least predicted time to the target, and that time. Where adding "
                       "ranks stops paying:", ""] + recommendations + [""]
     return lines, curves
@@ -289,7 +297,8 @@ def plots(d, rows, prediction, curves, out):
 def write_report(plan, out, rows, bench, predictions, sizes, command_line, date, seconds):
     ok = sum(r["status"] == "ok" for r in rows)
     lines = [f"# Time to accuracy at any scale: {plan['name']}", "",
-             f"Made by `{command_line}` on {date} ({ok} of {len(rows)} runs completed; {seconds / 60:.0f} minutes). "
+             f"Made by `{command_line}` on {date} ({ok} of {len(rows)} runs completed; {seconds / 60:.0f} minutes for this invocation, "
+             f"the runs' own training time {sum(float(r.get('train_seconds') or 0) for r in rows) / 60:.0f} minutes). "
              f"Predictions written at: " + ", ".join(f"{n} {p['written_at']}" for n, p in predictions.items()) +
              " (predictions.json), each before the runs it predicts.", ""]
     all_verdicts, images = [], []

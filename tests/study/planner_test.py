@@ -8,7 +8,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch"))
-from ddp_study import planner  # noqa: E402
+from ddp_study import plan_report, planner  # noqa: E402
 
 BATCHES = [64, 128, 256, 512, 1024, 2048, 4096]
 
@@ -110,6 +110,24 @@ class Search(unittest.TestCase):
         self.assertAlmostEqual(planner.interpolated_lr(lrs, 128)[0], 0.32)
         self.assertEqual(planner.interpolated_lr(lrs, 1024), (0.64, True))
         self.assertEqual(planner.interpolated_lr(lrs, 64), (0.16, False))
+
+
+class RecommendationLine(unittest.TestCase):
+    def plan(self, ranks, seconds):
+        return {"ranks": ranks, "global_batch": 64 * ranks, "local_batch": 64, "steps": 100, "seconds": seconds,
+                "efficiency": 0.5}
+
+    def test_where_one_rank_is_fastest_it_says_a_second_does_not_pay(self):
+        plans = [self.plan(1, 0.15), self.plan(2, 0.21), self.plan(4, 0.23)]
+        line = plan_report.recommendation("1 GbE", planner.scaling_limit(plans), 0.16, False, plans)
+        self.assertTrue(line.startswith("- 1 rank on 1 GbE: global batch 64"), line)
+        self.assertTrue(line.endswith("a second rank does not pay (2 ranks: 0.21 s)"), line)
+
+    def test_where_ranks_pay_it_names_the_last_doubling_worth_having(self):
+        plans = [self.plan(1, 1.0), self.plan(2, 0.6), self.plan(4, 0.58)]
+        line = plan_report.recommendation("IB", planner.scaling_limit(plans), 0.32, True, plans)
+        self.assertIn("- 2 ranks on IB: global batch 128 (64 a rank), lr 0.32 (beyond the measured batches)", line)
+        self.assertTrue(line.endswith("beyond 2 ranks doubling gains under 10%: statistical efficiency 0.50"), line)
 
 
 if __name__ == "__main__":
