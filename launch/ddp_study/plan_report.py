@@ -6,7 +6,7 @@ import statistics
 
 from . import planner
 from .files import replacing, save_figure
-from .stats import mean_std
+from .stats import mean_std, total_minutes
 
 RANKS = [2 ** k for k in range(11)]  # 1 .. 1024
 LOCAL_BATCHES = [2 ** k for k in range(0, 13)]  # 1 .. 4096
@@ -298,7 +298,7 @@ def write_report(plan, out, rows, bench, predictions, sizes, command_line, date,
     ok = sum(r["status"] == "ok" for r in rows)
     lines = [f"# Time to accuracy at any scale: {plan['name']}", "",
              f"Made by `{command_line}` on {date} ({ok} of {len(rows)} runs completed; {seconds / 60:.0f} minutes for this invocation, "
-             f"the runs' own training time {sum(float(r.get('train_seconds') or 0) for r in rows) / 60:.0f} minutes). "
+             f"the runs' own training time {total_minutes(rows, 'train_seconds'):.0f} minutes). "
              f"Predictions written at: " + ", ".join(f"{n} {p['written_at']}" for n, p in predictions.items()) +
              " (predictions.json), each before the runs it predicts.", ""]
     all_verdicts, images = [], []

@@ -11,3 +11,8 @@ def mean_std(values):
     if len(values) < 2:
         return m, 0.0
     return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def total_minutes(rows, key):
+    """The sum of a seconds column over runs, in minutes (a run without the figure counts 0)."""
+    return sum(float(r.get(key) or 0) for r in rows) / 60
