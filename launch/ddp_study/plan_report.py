@@ -6,7 +6,7 @@ import statistics
 
 from . import planner
 from .files import replacing, save_figure
-from .stats import mean_std, total_minutes
+from .stats import mean_std, retried_clause, total_minutes
 
 RANKS = [2 ** k for k in range(11)]  # 1 .. 1024
 LOCAL_BATCHES = [2 ** k for k in range(0, 13)]  # 1 .. 4096
@@ -297,7 +297,8 @@ def plots(d, rows, prediction, curves, out):
 def write_report(plan, out, rows, bench, predictions, sizes, command_line, date, seconds):
     ok = sum(r["status"] == "ok" for r in rows)
     lines = [f"# Time to accuracy at any scale: {plan['name']}", "",
-             f"Made by `{command_line}` on {date} ({ok} of {len(rows)} runs completed; {seconds / 60:.0f} minutes for this invocation, "
+             f"Made by `{command_line}` on {date} ({ok} of {len(rows)} runs completed{retried_clause(rows)}; "
+             f"{seconds / 60:.0f} minutes for this invocation, "
              f"the runs' own training time {total_minutes(rows, 'train_seconds'):.0f} minutes). "
              f"Predictions written at: " + ", ".join(f"{n} {p['written_at']}" for n, p in predictions.items()) +
              " (predictions.json), each before the runs it predicts.", ""]
