@@ -4,6 +4,7 @@
 # head node, runs one rank on node1 and one on node2 under srun --mpi=pmix and succeeds;
 # then a second such job is preempted (USR1 to the batch script), requeues itself, resumes
 # and ends bitwise equal to an uninterrupted run.
+# First, cluster/start on the running cluster: the same node count is a no-op, another refused.
 set -euo pipefail
 : "${DDP_SOURCE_DIR:?}" "${DDP_SLURM_STATE:?}" "${SLURM_CONF:?}"
 cd "$DDP_SOURCE_DIR"
@@ -13,6 +14,19 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # Slurm's clients reach the controller from inside the cluster, as from a login node.
 on_head() { cluster/exec head "$(printf '%q ' "$@")"; }
+
+# cluster/start again (issue 31): 2 nodes run, so --nodes 2 is a no-op and --nodes 3 is refused, untouched.
+out=$(cluster/start --nodes 2 2>&1) || fail "cluster/start --nodes 2 on the running 2 nodes failed: $out"
+grep -q "^cluster/start: already running (.*cluster_nodes=2)" <<<"$out" || fail "cluster/start --nodes 2 said: $out"
+set +e
+out=$(cluster/start --nodes 3 2>&1)
+status=$?
+set -e
+[ "$status" -eq 2 ] || fail "cluster/start --nodes 3 on 2 running nodes exited $status (want 2): $out"
+grep -q "a 2-node cluster is already running .*stop it first .*cluster/stop, then cluster/start --nodes 3" <<<"$out" \
+  || fail "cluster/start --nodes 3 said: $out"
+! ip netns list | grep -q "^$DDP_CLUSTER_NAME-node3" || fail "the refused start made a node3"
+echo "ok: cluster/start --nodes 2 on 2 running nodes is a no-op, --nodes 3 is refused (exit 2)"
 
 # The wrapper logs each rank's hostname as the trainer sees it (until summary.json has hosts).
 cat >"$work/train" <<EOF
