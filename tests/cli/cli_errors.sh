@@ -78,5 +78,20 @@ for script in cluster/link cluster/start; do
 done
 expect 0 "plan YAML, any path" -- "$root/launch/plan" --help
 expect 0 "study YAML, any path" -- "$root/launch/slow-links" --help
+# The batch script's run directory: output.dir= on the command line, as in the job; DDP_RUN_DIR
+# naming another one is refused.
+sbatch_check() {  # DDP_RUN_DIR ("": unset) ARGS...
+  local env_dir=$1
+  shift
+  env -u SLURM_JOB_ID -u DDP_RUN_DIR ${env_dir:+"DDP_RUN_DIR=$env_dir"} DDP_ROOT="$root" \
+    "$root/launch/slurm/ddp-train.sbatch" --check 2 --config "$cfg" "$@"
+}
+expect 0 "^  output      $work/sb \(will be created\)$" -- sbatch_check "" output.dir="$work/sb"
+expect 0 "^  output      $root/runs/slurm-JOBID " -- sbatch_check ""
+expect 0 "^  output      $work/sb/ \(will be created\)$" -- sbatch_check "$work/sb" output.dir="$work/sb/"
+expect 2 "^ddp-train.sbatch: output.dir=$work/sb and DDP_RUN_DIR=$work/other name different run directories; give one of them$" -- \
+  sbatch_check "$work/other" output.dir="$work/sb"
+expect 2 "^ddp-train.sbatch: output.dir= \(empty" -- sbatch_check "" output.dir=
+check "--check writes nothing" [ ! -e "$work/sb" ]
 
 finish
