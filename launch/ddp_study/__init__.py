@@ -3,6 +3,9 @@ module:
 
   runs               launching one ddp-train run (mpirun, srun, launch/mpirun over hosts) and reading
                      its outcome (ok, diverged, failed); what --reuse keeps
+  executor           where a phase of runs executes and how many at once: one at a time, --jobs K on
+                     cores of their own (or job steps inside an allocation), --slurm; a RunResult each
+  slurm_array        --slurm: runs as tasks of Slurm job arrays, their states read, lost tasks retried
   dry_runs           every run's command line checked with ddp-train --dry-run before the first runs
   files              results written whole or not at all; JSON and JSON-lines read back
   console            progress lines with an ETA; an OSError as one line and exit 1

@@ -1,5 +1,6 @@
-"""What a driver shows on the terminal: `[k/N]` progress with an ETA, and an OSError (a result
-that cannot be written or read) as one line and exit 1 instead of a traceback."""
+"""What a driver shows on the terminal: `[k/N]` progress with an ETA, an OSError (a result that
+cannot be written or read) as one line and exit 1, and Ctrl-C as one line and exit 130, instead of
+a traceback."""
 import errno
 import math
 import sys
@@ -7,17 +8,34 @@ import time
 
 
 class Progress:
-    """`[i/n] name: detail (elapsed mm:ss, ETA mm:ss)` lines, the ETA from the mean time so far."""
+    """`[i/n] name: detail (elapsed mm:ss, ETA mm:ss)` lines, the ETA from the mean time so far.
+    With runs at once the line also counts them (`2 in flight`), and the ETA comes from the runs
+    finished so far: the time a run takes on average, divided by how many run at once."""
 
     def __init__(self, total):
         self.total, self.done, self.started = total, 0, time.time()
 
-    def start(self, name, detail=""):
-        elapsed = time.time() - self.started
-        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+    def start(self, name, detail="", in_flight=0):
+        """in_flight: runs started before this one and still going (0 when one runs at a time)."""
+        finished = self.done - in_flight
         print(f"[{self.done + 1}/{self.total}] {name}{': ' + detail if detail else ''} "
-              f"(elapsed {clock(elapsed)}, ETA {'?' if math.isnan(eta) else clock(eta)})", flush=True)
+              f"({f'{in_flight + 1} in flight, ' if in_flight else ''}{self.times(finished)})", flush=True)
         self.done += 1
+
+    def finish(self, name, detail=""):
+        """A run that ended where a scheduler started it (Slurm): `[k/n] name: detail`, k counting ends."""
+        self.done += 1
+        print(f"[{self.done}/{self.total}] {name}{': ' + detail if detail else ''} ({self.times(self.done)})",
+              flush=True)
+
+    def state(self, detail):
+        """The runs a scheduler holds (`3 running, 5 pending`), after `[ended/n]`."""
+        print(f"[{self.done}/{self.total}] {detail} ({self.times(self.done)})", flush=True)
+
+    def times(self, finished):
+        elapsed = time.time() - self.started
+        eta = elapsed / finished * (self.total - finished) if finished else float("nan")
+        return f"elapsed {clock(elapsed)}, ETA {'?' if math.isnan(eta) else clock(eta)}"
 
     def elapsed(self):
         return time.time() - self.started
@@ -45,3 +63,7 @@ def exit_code_of_main(program, main):
     except OSError as e:
         print(failure_line(program, e), file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted; the runs that finished are kept: the same command with --reuse continues",
+              file=sys.stderr, flush=True)
+        return 130

@@ -9,7 +9,7 @@ import os
 from . import planner, sweep_statistics
 from .files import replacing, save_figure
 from .plan_runs import command_line, config_keys
-from .stats import total_minutes
+from .stats import retried_clause, total_minutes
 from .sweep_statistics import MISSED, median
 
 RANKS = [2 ** k for k in range(11)]  # 1 .. 1024
@@ -411,8 +411,9 @@ def write_report(plan, out, rows, bench, predictions, sizes, command_line_, date
     """Writes report.md and the plots; returns the recommendation entries of every network and compute."""
     ok = sum(r["status"] == "ok" for r in rows)
     lines = [f"# Time to accuracy at any scale: {plan['name']}", "",
-             f"Made by `{command_line_}` on {date} ({ok} of {len(rows)} runs completed; {seconds / 60:.0f} minutes for this "
-             f"invocation, the runs' own training time {total_minutes(rows, 'train_seconds'):.0f} minutes). "
+             f"Made by `{command_line_}` on {date} ({ok} of {len(rows)} runs completed{retried_clause(rows)}; "
+             f"{seconds / 60:.0f} minutes for this invocation, "
+             f"the runs' own training time {total_minutes(rows, 'train_seconds'):.0f} minutes). "
              f"Predictions written at: " + ", ".join(f"{n} {p['written_at']}" for n, p in predictions.items()) +
              " (predictions.json), each before the runs it predicts.", ""]
     all_verdicts, all_recs, images, entries = [], [], [], []

@@ -1,24 +1,30 @@
 """One ddp-train run from a driver: how it is launched (mpirun on this host, srun inside a Slurm
-allocation, launch/mpirun over hosts; as root, beyond the cores), how its outcome is read (ok,
-diverged, failed, and why), and which earlier runs --reuse keeps."""
+allocation, launch/mpirun over hosts; as root, beyond the cores, on the cores an executor gives it),
+how its outcome is read (ok, diverged, failed, and why), and which earlier runs --reuse keeps."""
 import os
 import shlex
+import signal
 import subprocess
+import threading
 
 from . import ROOT
 from .files import read_json, replacing
 
 
-def launcher(ranks, kind="mpirun"):
+def launcher(ranks, kind="mpirun", cores=None, exact=False):
     """The command prefix that starts `ranks` processes: mpirun on this host, or srun inside
-    a Slurm allocation."""
+    a Slurm allocation. cores: the cores this run may use while others run beside it (its ranks
+    are bound to them); exact: a job step that takes only its own CPUs, so that steps run at once."""
     if kind == "srun":
-        return ["srun", "--mpi=pmix", f"--ntasks={ranks}", "--kill-on-bad-exit=1"]
+        return ["srun", "--mpi=pmix", f"--ntasks={ranks}", "--kill-on-bad-exit=1"] + \
+            (["--exact", "--cpus-per-task=1"] if exact else [])
     prefix = ["mpirun", "-n", str(ranks)]
     if os.geteuid() == 0:
         prefix.append("--allow-run-as-root")
-    cores = os.cpu_count() or 1
-    prefix += ["--oversubscribe", "--bind-to", "none"] if ranks > cores else ["--bind-to", "core"]
+    if cores:  # Open MPI's logical core numbers; rank i on the i-th of them
+        return prefix + ["--cpu-set", ",".join(map(str, cores)), "--bind-to", "cpu-list:ordered"]
+    machine = os.cpu_count() or 1
+    prefix += ["--oversubscribe", "--bind-to", "none"] if ranks > machine else ["--bind-to", "core"]
     return prefix
 
 
@@ -31,7 +37,7 @@ def split_ranks(world, max_real_ranks):
     return real, world // real
 
 
-def training_command(binary, config, overrides, ranks, run_dir, kind="mpirun"):
+def training_command(binary, config, overrides, ranks, run_dir, kind="mpirun", cores=None, exact=False):
     """The command line of one run. kind "hosts:node1,node2": launch/mpirun over those hosts (the
     local cluster's nodes, or ssh hosts), which takes the binary from DDP_TRAIN."""
     arguments = ["--config", os.path.join(ROOT, config), *overrides, f"output.dir={run_dir}", "output.progress=false",
@@ -39,29 +45,106 @@ def training_command(binary, config, overrides, ranks, run_dir, kind="mpirun"):
     if kind.startswith("hosts:"):
         return ["env", f"DDP_TRAIN={binary}", os.path.join(ROOT, "launch", "mpirun"), "--hosts", kind[len("hosts:"):],
                 str(ranks), *arguments]
-    return launcher(ranks, kind) + [binary, *arguments]
+    return launcher(ranks, kind, cores, exact) + [binary, *arguments]
 
 
-def run_training(binary, config, overrides, ranks, run_dir, log_path, timeout_s, kind="mpirun"):
-    """Runs ddp-train once into run_dir and returns (status, summary): status is "ok",
-    "diverged" (it stopped on a NaN/Inf: a result, not a failure), "timeout", "exit N" or
-    "no summary"; summary is summary.json's content or None."""
-    cmd = training_command(binary, config, overrides, ranks, run_dir, kind)
+def command_line(cmd):
+    """A command as the first line of a run's log writes it."""
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def run_identity(line):
+    """What a logged command line ran, whatever launched it: (processes, nodes, binary, the
+    trainer's arguments). mpirun -n R (bound to any cores), srun --ntasks=R (a job step, an array
+    task) and launch/mpirun --hosts H R give the same identity to the same run; None if the line
+    is none of them."""
     try:
-        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout_s)
-        status, log = ("ok" if result.returncode == 0 else f"exit {result.returncode}"), result.stdout
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout or ""
-        status, log = "timeout", out.decode() if isinstance(out, bytes) else out
-    with replacing(log_path) as f:
-        f.write(" ".join(shlex.quote(c) for c in cmd) + "\n" + log)
-    summary = read_json(os.path.join(run_dir, "summary.json"))
-    if status == "exit 1" and summary and summary.get("outcome") == "nonfinite":
-        status = "diverged"
-    elif status == "ok" and summary is None:
-        status = "no summary"
+        tokens = shlex.split(line)
+        at = tokens.index("--config")
+    except ValueError:
+        return None
+    launch, arguments = tokens[:at], tokens[at:]
+    if "--hosts" in launch:  # env DDP_TRAIN=B launch/mpirun --hosts H R
+        binary = next((t.split("=", 1)[1] for t in launch if t.startswith("DDP_TRAIN=")), None)
+        return int(launch[-1]), len(launch[launch.index("--hosts") + 1].split(",")), binary, tuple(arguments)
+    ranks = next((t.split("=", 1)[1] for t in launch if t.startswith("--ntasks=")), None)
+    if ranks is None and "-n" in launch:
+        ranks = launch[launch.index("-n") + 1]
+    nodes = next((t.split("=", 1)[1] for t in launch if t.startswith("--nodes=")), 1)
+    return int(ranks or 1), int(nodes), launch[-1] if launch else None, tuple(arguments)
+
+
+def status_of(returncode, summary):
+    """A run's status from its exit code (None: it timed out) and summary.json: "ok", "diverged"
+    (it stopped on a NaN/Inf: a result, not a failure), "timeout", "exit N" or "no summary"."""
+    if returncode is None:
+        return "timeout"
+    if returncode == 1 and summary and summary.get("outcome") == "nonfinite":
+        return "diverged"
+    if returncode == 0:
+        return "ok" if summary is not None else "no summary"
+    return f"exit {returncode}"
+
+
+def say_if_failed(status, log, log_path):
     if status not in ("ok", "diverged"):
         print(f"    FAILED ({status}); continuing. {reason_of(log)} (the whole output: {log_path})", flush=True)
+
+
+# The launchers running now, so that an interrupted driver stops them (the threads of an executor
+# never see the KeyboardInterrupt: their children would train on).
+_running, _running_lock = set(), threading.Lock()
+
+
+def stop_running():
+    """Stops every run still going: an interrupted driver's threads never see the interrupt."""
+    with _running_lock:
+        processes = list(_running)
+    for process in processes:
+        stop(process)
+
+
+def stop(process):
+    """SIGTERM first (mpirun and srun pass it to the ranks, where SIGKILL would leave them running),
+    SIGKILL after 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def launch_and_log(cmd, log_path, timeout_s):
+    """Runs cmd with its output in log_path (the command line first): its exit code, None if it
+    ran past timeout_s, and the output."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        with _running_lock:
+            _running.add(process)
+        try:
+            log, returncode = process.communicate(timeout=timeout_s)[0], process.returncode
+        except subprocess.TimeoutExpired:
+            stop(process)
+            log, returncode = process.communicate()[0], None
+        except BaseException:  # Ctrl-C: the run stops with the driver
+            stop(process)
+            raise
+        finally:
+            with _running_lock:
+                _running.discard(process)
+    with replacing(log_path) as f:
+        f.write(command_line(cmd) + "\n" + (log or ""))
+    return returncode, log or ""
+
+
+def run_training(binary, config, overrides, ranks, run_dir, log_path, timeout_s, kind="mpirun", cores=None,
+                 exact=False):
+    """Runs ddp-train once into run_dir and returns (status, summary): status as status_of says;
+    summary is summary.json's content or None."""
+    cmd = training_command(binary, config, overrides, ranks, run_dir, kind, cores, exact)
+    returncode, log = launch_and_log(cmd, log_path, timeout_s)
+    summary = read_json(os.path.join(run_dir, "summary.json"))
+    status = status_of(returncode, summary)
+    say_if_failed(status, log, log_path)
     return status, summary
 
 
@@ -78,12 +161,14 @@ def reason_of(log):
 def finished_run(binary, config, overrides, ranks, run_dir, log_path, kind="mpirun"):
     """(status, summary) of a run an earlier invocation finished with this very command line,
     or None: what `--reuse` keeps. The command line is the first line of its log (run_training
-    writes it)."""
+    and a Slurm array task write it); it is compared by run_identity, so a run finished by any
+    executor (one at a time, bound to cores, a job step, an array task) is kept."""
     summary = read_json(os.path.join(run_dir, "summary.json"))
     if not summary or summary.get("outcome") not in ("completed", "nonfinite") or not os.path.exists(log_path):
         return None
     with open(log_path) as f:
         first = f.readline().rstrip("\n")
-    if first != " ".join(shlex.quote(c) for c in training_command(binary, config, overrides, ranks, run_dir, kind)):
+    expected = command_line(training_command(binary, config, overrides, ranks, run_dir, kind))
+    if run_identity(first) is None or run_identity(first) != run_identity(expected):
         return None
     return ("ok" if summary["outcome"] == "completed" else "diverged"), summary

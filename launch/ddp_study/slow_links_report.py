@@ -6,7 +6,7 @@ import statistics
 
 from . import critical_batch
 from .files import replacing, save_figure
-from .stats import mean_std, total_minutes
+from .stats import mean_std, retried_clause, total_minutes
 
 TBF_NOTE = ("Links are capped with tc tbf (rate M, a bucket of 4 ms at M, 50 ms of queue) at both ends of every "
             "node's veth pair, so each direction of each node pair runs at M. tbf shapes bandwidth only: it adds no "
@@ -285,7 +285,8 @@ def write_report(study, out, rows, command_line, date, seconds):
     ok = sum(r["status"] == "ok" for r in rows)
     lines = [f"# Across slow links: {study['name']}", "",
              f"Made by `{command_line}` on {date} ({ok} of {len(rows)} runs completed, "
-             f"{sum(r['status'] == 'diverged' for r in rows)} diverged; {seconds / 60:.0f} minutes for this invocation, "
+             f"{sum(r['status'] == 'diverged' for r in rows)} diverged{retried_clause(rows)}; {seconds / 60:.0f} minutes "
+             "for this invocation, "
              f"the runs' own wall time {total_minutes(rows, 'wall_seconds'):.0f} minutes).", "",
              f"Base config `{study['config']}` with {' '.join(study['overrides'])}; {study['nodes']} nodes x 1 rank of "
              f"the local cluster; seeds {study['seeds']}. For every seed, lr and link every mode ran once, so the modes "

@@ -16,3 +16,13 @@ def mean_std(values):
 def total_minutes(rows, key):
     """The sum of a seconds column over runs, in minutes (a run without the figure counts 0)."""
     return sum(float(r.get(key) or 0) for r in rows) / 60
+
+
+def retried_clause(rows):
+    """"; N runs submitted again after the cluster lost them (M retries)" from the rows' `retries`
+    (a Slurm executor's count), or "" when none was: what a report's header adds."""
+    again = [int(r.get("retries") or 0) for r in rows if int(r.get("retries") or 0)]
+    if not again:
+        return ""
+    return f"; {len(again)} run{'s' if len(again) > 1 else ''} submitted again after the cluster lost " \
+           f"{'them' if len(again) > 1 else 'it'} ({sum(again)} retr{'ies' if sum(again) > 1 else 'y'})"

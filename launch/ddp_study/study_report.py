@@ -5,7 +5,7 @@ import os
 
 from . import critical_batch
 from .files import replacing, save_figure
-from .stats import mean_std, total_minutes
+from .stats import mean_std, retried_clause, total_minutes
 
 
 class Sweep:
@@ -45,7 +45,7 @@ def header(sweep, command_line, date, reused):
             f"Made by `{command_line}` on {date} ({len(sweep.ok)} of {len(rows)} runs completed, "
             f"{sum(r['status'] == 'diverged' for r in rows)} diverged"
             + (f"; {reused} finished by an earlier invocation with the same command line" if reused else "")
-            + f"; the runs' own wall time {total_minutes(rows, 'wall_seconds'):.0f} minutes).", "",
+            + retried_clause(rows) + f"; the runs' own wall time {total_minutes(rows, 'wall_seconds'):.0f} minutes).", "",
             f"Base config `{study['config']}` with {' '.join(study['overrides']) or 'no overrides'}; "
             f"local batch {study['local_batch']}, seeds {study['seeds']}; global batch = local batch x ranks x "
             f"virtual ranks (at most {study['max_real_ranks']} processes)."]

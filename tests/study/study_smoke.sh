@@ -54,6 +54,21 @@ launch/study configs/study-smoke.yaml --out "$out" --binary "$DDP_TRAIN" --reuse
 [ "$(grep written_at "$out/prediction.json")" = "$before" ] || { echo "FAIL: --reuse restated the prediction"; exit 1; }
 grep -q "; 6 finished by an earlier invocation" "$out/report.md" || { echo "FAIL: the report does not count reused runs"; exit 1; }
 echo "ok: --reuse keeps finished runs"
+# --jobs 2: two runs at once, each on a core of its own, and every run ends with the parameters
+# it has one at a time; --reuse keeps what either way finished.
+launch/study configs/study-smoke.yaml --out "$out/jobs" --binary "$DDP_TRAIN" --jobs 2 >"$out/jobs.log"
+grep -q "(2 in flight, " "$out/jobs.log" || { cat "$out/jobs.log"; echo "FAIL: --jobs 2 never had 2 runs in flight"; exit 1; }
+/usr/bin/python3 - "$out" "$out/jobs" <<'PY'
+import json, os, sys
+crcs = [{n: json.load(open(os.path.join(o, "runs", n, "summary.json")))["parameters_crc32"]
+         for n in os.listdir(os.path.join(o, "runs")) if os.path.isfile(os.path.join(o, "runs", n, "summary.json"))}
+        for o in sys.argv[1:]]
+assert len(crcs[0]) == 7 and crcs[0] == crcs[1], f"one at a time {crcs[0]}\n--jobs 2 {crcs[1]}"
+PY
+launch/study configs/study-smoke.yaml --out "$out/jobs" --binary "$DDP_TRAIN" --reuse >"$out/jobs-reuse.log"
+[ "$(grep -c "reused: an earlier invocation" "$out/jobs-reuse.log")" -eq 7 ] \
+  || { cat "$out/jobs-reuse.log"; echo "FAIL: one at a time did not keep the runs --jobs 2 finished"; exit 1; }
+echo "ok: --jobs 2 ends every run with the parameters_crc32 of one at a time, and --reuse keeps them"
 # A prediction added to a study whose sweep already ran cannot claim to precede it.
 grep -v "^prediction:" configs/study-smoke.yaml >"$out/no-prediction.yaml"
 launch/study "$out/no-prediction.yaml" --out "$out/late" --binary "$DDP_TRAIN" >"$out/late.log"
