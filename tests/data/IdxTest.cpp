@@ -151,17 +151,18 @@ TEST_F(IdxTest, DatasetRefusesMismatchedCountsAndMissingFiles) {
             std::string::npos);
 }
 
-TEST_F(IdxTest, DatasetHoldsEachSplitAsOneScaledTensor) {
+TEST_F(IdxTest, DatasetHoldsEachSplitAsOnePixelTensorAndScalesBatches) {
   write_gz("train-images-idx3-ubyte.gz", images(6));
   write_gz("train-labels-idx1-ubyte.gz", labels(6));
   write("t10k-images-idx3-ubyte", images(2));
   write("t10k-labels-idx1-ubyte", labels(2));
   const Dataset raw = load_dataset("mnist", dir_.string(), false);
   ASSERT_EQ(raw.train.images.sizes(), torch::IntArrayRef({6, 784}));
+  EXPECT_EQ(raw.train.images.scalar_type(), torch::kUInt8);
   EXPECT_EQ(raw.train.labels.scalar_type(), torch::kInt64);
-  EXPECT_FLOAT_EQ(raw.train.images[0][250].item<float>(), 250.0f / 255.0f);
+  EXPECT_FLOAT_EQ(raw.train.range(0, 1).images[0][250].item<float>(), 250.0f / 255.0f);
   const Dataset normalized = load_dataset("mnist", dir_.string(), true);
-  EXPECT_NEAR(normalized.train.images[0][0].item<float>(), (0.0 - 0.1307) / 0.3081, 1e-6);
+  EXPECT_NEAR(normalized.train.rows(torch::tensor({0})).images[0][0].item<float>(), (0.0 - 0.1307) / 0.3081, 1e-6);
 }
 
 }  // namespace
