@@ -43,15 +43,15 @@ void wait_for_device(torch::Device device) {
 
 double plain_epoch(ddp::SimpleNN& model, torch::optim::SGD& optimizer, const ddp::Split& data, int64_t batch,
                    int64_t steps, int64_t epoch) {
-  const torch::Device device = data.images.device();
+  const torch::Device device = data.labels.device();
   const torch::Tensor order = torch::randperm(data.size(), torch::TensorOptions(torch::kInt64).device(device));
   wait_for_device(device);
   const auto start = Clock::now();
   for (int64_t s = 0; s < steps; ++s) {
     const torch::Tensor idx = order.narrow(0, ((s + epoch * steps) * batch) % (data.size() - batch + 1), batch);
     optimizer.zero_grad();
-    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(data.images.index_select(0, idx)),
-                                                              data.labels.index_select(0, idx));
+    const ddp::Split x = data.rows(idx);  // the trainer's batch: uint8 pixels made inputs
+    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x.images), x.labels);
     loss.backward();
     optimizer.step();
   }
@@ -110,11 +110,13 @@ std::string describe(const OpCount& count) {
   return text;
 }
 
-// MNIST's shapes and value range, random content: the step costs the same.
+// MNIST's shapes and pixels, random content: the step costs the same.
 ddp::Dataset synthetic_dataset(int64_t samples) {
   torch::manual_seed(0);
-  return {"synthetic", {torch::rand({samples, 784}), torch::randint(10, {samples}, torch::kInt64)},
-          {torch::rand({1000, 784}), torch::randint(10, {1000}, torch::kInt64)}};
+  auto split = [](int64_t n) -> ddp::Split {
+    return {torch::randint(256, {n, 784}, torch::kUInt8), torch::randint(10, {n}, torch::kInt64), ddp::PixelScale{}};
+  };
+  return {"synthetic", split(samples), split(1000)};
 }
 
 const std::vector<ddp::BatchNorm> kBatchNorms = {ddp::BatchNorm::None, ddp::BatchNorm::Local, ddp::BatchNorm::Sync};
