@@ -79,6 +79,20 @@ TEST_F(IdxTest, ReadsPlainAndGzipFilesAlike) {
   EXPECT_EQ(read_idx_labels(path("lab.gz"))[3].item<int>(), 3);
 }
 
+// The inflated size in the trailer, reserved up front, is the last member's only: a file of
+// several members (gzip a b > c) must still read whole, and the image tensor must own its bytes.
+TEST_F(IdxTest, ConcatenatedGzipMembersReadWhole) {
+  const std::vector<uint8_t> bytes = images(5);
+  write_gz("cat.gz", std::vector<uint8_t>(bytes.begin(), bytes.begin() + 3000));
+  gzFile f = gzopen(path("cat.gz").c_str(), "ab");
+  gzwrite(f, bytes.data() + 3000, unsigned(bytes.size() - 3000));
+  gzclose(f);
+  write("img", bytes);
+  const torch::Tensor whole = read_idx_images(path("cat.gz"));
+  EXPECT_TRUE(whole.equal(read_idx_images(path("img"))));
+  EXPECT_EQ(whole[4][27][27].item<int>(), (5 * 784 - 1) % 251);
+}
+
 TEST_F(IdxTest, WriterRoundTrips) {
   const torch::Tensor original = torch::randint(0, 256, {3, 28, 28}, torch::kUInt8);
   write_idx_images(path("w"), original);
