@@ -80,8 +80,6 @@ class RunResult:
 
 class Serial:
     """One run at a time on this host, in the driver's order."""
-    description = "one at a time"
-
     def __init__(self, reuse=False):
         self.reuse = reuse
 
@@ -159,7 +157,6 @@ class Concurrent(Serial):
         super().__init__(reuse)
         self.jobs, self.program = jobs, program
         self.cores = Cores(cores if cores is not None else logical_cores())
-        self.description = f"up to {jobs} at once"
 
     def cap_to_cores(self, todo):
         """No more runs at once than this host has cores when any run is bound to them, with a line."""
@@ -167,7 +164,6 @@ class Concurrent(Serial):
             print(f"{self.program}: --jobs {self.jobs}: this host has {len(self.cores.all)} cores, and each run's "
                   f"ranks need cores of their own: running at most {len(self.cores.all)} at once", flush=True)
             self.jobs = len(self.cores.all)
-            self.description = f"up to {self.jobs} at once"
 
     def place(self, run):
         """(cores taken, the launcher's placement) for run, or None while it has to wait."""
@@ -206,8 +202,8 @@ class Concurrent(Serial):
                 return  # the next run waits for cores: later ones do not overtake it
             queue.popleft()
             cores, placement = placed
-            progress.start(run.name, run.detail + (f" on cores {','.join(map(str, cores))}" if cores else ""),
-                           in_flight=len(running))
+            where = f" on core{'s' if len(cores) > 1 else ''} {','.join(map(str, cores))}" if cores else ""
+            progress.start(run.name, run.detail + where, in_flight=len(running))
             running[pool.submit(run.train, **placement)] = (i, run, cores)
 
 

@@ -109,8 +109,6 @@ class Task:
 
 class SlurmArrays(Serial):
     """Runs as tasks of sbatch --array jobs, from a login node: see the module's description."""
-    description = "Slurm job arrays"
-
     def __init__(self, program, reuse=False, options=(), parallelism=None, retries=2, poll_s=POLL_S):
         super().__init__(reuse)
         self.program, self.options, self.parallelism, self.retries = program, list(options), parallelism, retries
