@@ -1,6 +1,8 @@
 // ddp-train: parse the command line, set up (train/Setup.h), train (train/Trainer.h),
 // report. Every failure ends as one line on stderr and an exit code: 2 for bad input,
-// 75 for a stop with a checkpoint to resume from, 1 for anything else.
+// 75 for a stop with a checkpoint to resume from, 1 for anything else. A run tells its story
+// (the config, progress, the ending) on stderr alone; stdout carries only what was asked for
+// (--dry-run's description, --print-config, the help).
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -115,8 +117,10 @@ int report(const ddp::TrainingResult& result, const ddp::Config& config, ddp::Co
   const bool checkpoints = config.checkpoint.every_steps > 0 || config.checkpoint.every_epochs > 0;
   switch (result.outcome) {
     case ddp::Outcome::Completed:
+      // On stderr with every other line of the run's story, so that a log of both streams
+      // (`> log 2>&1`, Slurm's output file) reads in order: launchers forward the two separately.
       if (rank == 0)
-        fmt::print("final test accuracy {:.4f}, test loss {:.4f}, {:.0f} samples/s, {:.1f} s; results in {}\n",
+        fmt::print(stderr, "final test accuracy {:.4f}, test loss {:.4f}, {:.0f} samples/s, {:.1f} s; results in {}\n",
                    result.final_test_accuracy, result.final_test_loss, result.samples_per_second,
                    result.wall_seconds, run_dir);
       return ddp::kExitOk;

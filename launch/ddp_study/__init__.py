@@ -14,7 +14,9 @@ module:
   critical_batch     the critical batch: predicted from the noise scale, observed where a rule breaks
   study_report       launch/study's report.md and plots
   slow_links_report  launch/slow-links' report.md and plots
-  planner            the planner's statistical and throughput models and its search
+  planner            the planner's statistical and throughput models, its modes and its search
+  sweep_statistics   launch/plan's sweep read: crossings, censored medians, the fit's sensitivity, modes' factors
+  plan_runs          what launch/plan runs, as config keys, and a recommendation's command line
   plan_report        launch/plan's report.md and plots
 
 The drivers put launch/ on sys.path and import `from ddp_study import ...`; so do the tests.

@@ -66,5 +66,13 @@ class LocalCluster:
     def cap(self, mbit):
         self.script("link", *(["--mbit", str(mbit)] if mbit else ["--off"]))
 
+    def burst_bytes(self):
+        """The bucket of the cap in force (cluster/link records it: 4 ms of the rate), in bytes."""
+        with open(os.path.join(self.env["DDP_SLURM_STATE"], "cluster.env")) as f:
+            recorded = dict(line.strip().split("=", 1) for line in f if "=" in line)
+        if "link_burst_bytes" not in recorded:
+            raise RuntimeError("cluster/link recorded no bucket (link_burst_bytes) for the cap in force")
+        return int(recorded["link_burst_bytes"])
+
     def hosts(self):
         return ",".join(f"node{i}" for i in range(1, self.nodes + 1))

@@ -1,21 +1,21 @@
 """launch/plan's report: report.md and plots from the runs, the benchmarks and the predictions that
-were written before the runs they predict. Reads only; launch/plan runs and predicts."""
-import math
-import os
-import statistics
+were written before the runs they predict. Reads only; launch/plan runs and predicts.
 
-from . import planner
+Each dataset's section says first what the runs measured (steps, the fit, the modes' factors, predicted
+against measured), then what the model says (the plan), labelled as such: the plan is the fit and the
+benchmarks carried to rank counts, networks and computes no run here had."""
+import os
+
+from . import planner, sweep_statistics
 from .files import replacing, save_figure
-from .stats import mean_std, retried_clause, total_minutes
+from .plan_runs import command_line, config_keys
+from .stats import retried_clause, total_minutes
+from .sweep_statistics import MISSED, median
 
 RANKS = [2 ** k for k in range(11)]  # 1 .. 1024
-LOCAL_BATCHES = [2 ** k for k in range(0, 13)]  # 1 .. 4096
+LOCAL_BATCHES = [2 ** k for k in range(0, 13)]  # 1 .. 4096: the plan keeps those the compute bench measured
 WITHIN = 0.25  # predicted time to target within 25% of measured
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+THIS_HOST = "this host (shared memory)"
 
 
 def error(predicted, measured):
@@ -30,145 +30,209 @@ def rows_of(rows, **where):
     return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
 
 
+def local_batches(bench):
+    """The local batches between the smallest and largest the compute bench measured: outside them the
+    line intercept + per_sample x b is an extrapolation, so the plan leaves them out."""
+    measured = [b for b, _ in bench["compute_points"]]
+    return [b for b in LOCAL_BATCHES if min(measured) <= b <= max(measured)]
+
+
+def steps_model(plan, prediction, rows, dataset):
+    """The planner's steps model of a dataset: the fit and the modes' factors as predicted, the plain
+    lr every measured batch chose."""
+    choice = sweep_statistics.lr_choice(rows, dataset)
+    plain = {g: lr for (mode, g), (lr, _) in choice.items() if mode == "none"}
+    return sweep_statistics.steps_model(prediction["fit"], plain, prediction.get("modes", {}),
+                                        prediction.get("start_step", plan["mode_start_step"]), plan["max_real_ranks"])
+
+
+def reading(row, key):
+    """A run's crossing of the target (interpolated between evaluations), else the evaluation's."""
+    value = row.get(f"crossing_{key}")
+    return value if value is not None else row.get(f"{key}_to_target")
+
+
 def measured_time(runs):
-    """Median seconds and steps to target and step time of the runs (None where none reached it)."""
-    reached = [r for r in runs if r["status"] == "ok" and r.get("seconds_to_target") is not None]
+    """Median seconds and steps to target and step time of the runs that reached it (None where none did)."""
+    reached = [r for r in runs if r["status"] == "ok" and reading(r, "seconds") is not None]
     if not reached:
         return None
-    return {"seconds": median([r["seconds_to_target"] for r in reached]),
-            "steps": median([r["steps_to_target"] for r in reached]),
+    return {"seconds": median([reading(r, "seconds") for r in reached]),
+            "steps": median([reading(r, "steps") for r in reached]),
             "step_seconds": median([r["train_seconds"] / r["steps"] for r in reached if r["steps"]]),
             "reached": len(reached), "runs": len(runs)}
 
 
-def steps_section(d, rows, prediction, fit_max):
-    fit, lrs = prediction["fit"], {int(g): lr for g, lr in prediction["best_lr"].items()}
-    lines = [f"### Steps to {d['target_accuracy']:g} test accuracy against the global batch", "",
-             "The lr at each batch is the grid's with the fewest steps (median over seeds); the fit used the batches "
-             f"up to {fit_max}, and its steps for the larger ones were written to predictions.json before they ran.", "",
-             "| global batch | lr (grid) | steps (mean ± std) | predicted | error | samples | B_simple at target |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    sweep = rows_of(rows, dataset=d["name"], part="sweep")
-    for g in sorted({r["global_batch"] for r in sweep}):
-        best = lrs.get(g)
-        if best is None:  # batches past the fit: the lr chosen from their own runs
-            best = best_lr_of(sweep, g)
-        runs = [r for r in sweep if r["global_batch"] == g and r["lr"] == best and r["steps_to_target"] is not None]
+# --- what the runs measured ----------------------------------------------------------------------
+
+
+def steps_section(d, rows, prediction, fit_max, choice):
+    fit = prediction["fit"]
+    lines = [f"### Steps to {d['target_accuracy']:g} test accuracy against the global batch (measured)", "",
+             "Each run's steps are where its test accuracy crossed the target, interpolated between evaluations. "
+             "The lr at each batch is the one whose median over seeds is least, a seed that missed counted as "
+             f"censored (more steps than it ran); the fit used the medians up to batch {fit_max}, and its steps for the "
+             "larger ones were written to predictions.json before they ran.", "",
+             "| global batch | lr | steps (median) | seeds reached | predicted | error | samples | B_simple at target |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for g in sorted(g for m, g in choice if m == "none"):
+        lr, steps = choice[("none", g)]
+        s = median(steps)
         predicted = planner.predicted_steps(fit["s_min"], fit["b_crit"], g)
-        if not runs:
-            lines.append(f"| {g} | – | not reached at any lr of the grid | {predicted:,.0f} | – | – | – |")
-            continue
-        mean, std = mean_std([r["steps_to_target"] for r in runs])
+        runs = [r for r in rows_of(rows, dataset=d["name"], part="sweep", global_batch=g, lr=lr)]
         b_simple = median([r.get("b_simple_at_target") for r in runs])
         tag = "" if g <= fit_max else " (out of the fit)"
-        lines.append(f"| {g} | {best:g} | {mean:,.1f} ± {std:,.1f} | {predicted:,.1f}{tag} | {percent(error(predicted, mean))} "
-                     f"| {mean * g:,.0f} | {'–' if b_simple is None else f'{b_simple:,.0f}'} |")
-    return lines
+        lines.append(f"| {g} | {lr:g} | {s:,.1f} | {sum(v != MISSED for v in steps)} of {len(steps)} | {predicted:,.1f}{tag} "
+                     f"| {percent(error(predicted, s))} | {s * g:,.0f} | {'–' if b_simple is None else f'{b_simple:,.0f}'} |")
+    return lines + beyond_fit_lines(fit, choice, fit_max)
 
 
-def best_lr_of(sweep, g):
-    candidates = []
-    for lr in sorted({r["lr"] for r in sweep if r["global_batch"] == g}):
-        steps = [r["steps_to_target"] if r["steps_to_target"] is not None else float("inf")
-                 for r in sweep if r["global_batch"] == g and r["lr"] == lr]
-        candidates.append((sorted(steps)[len(steps) // 2], lr))
-    return min(candidates)[1] if candidates else None
+def beyond_fit_lines(fit, choice, fit_max):
+    """How the fit did past its batches, beside the plainest rival: the steps held at the largest fitted
+    batch's. Where that does as well, the larger batches test S_min only, not B_crit."""
+    medians = {g: median(steps) for (m, g), (_, steps) in choice.items() if m == "none"}
+    fitted, beyond = [g for g in medians if g <= fit_max], [g for g in medians if g > fit_max]
+    if not beyond or not fitted:
+        return []
+    held = medians[max(fitted)]
+    worst = lambda predict: max(abs(predict(g) / medians[g] - 1) for g in beyond)
+    model = worst(lambda g: planner.predicted_steps(fit["s_min"], fit["b_crit"], g))
+    where = f"batch {beyond[0]}" if len(beyond) == 1 else f"batches {min(beyond)}–{max(beyond)}"
+    return ["", f"Past the fit ({where}) the fit's steps are within {model * 100:.0f}% of the "
+                f"medians; the steps held at batch {max(fitted)}'s median ({held:,.1f}) are within {worst(lambda g: held) * 100:.0f}%."]
 
 
-def fit_lines(d, rows, prediction):
+def fit_lines(d, rows, prediction, choice):
     fit = prediction["fit"]
-    sweep = rows_of(rows, dataset=d["name"], part="sweep")
-    b_simple = median([r.get("b_simple_at_target") for r in sweep if r["status"] == "ok"
-                       and r.get("lr") == prediction["best_lr"].get(str(r["global_batch"]))])
-    lines = ["", f"McCandlish et al.'s model fitted on batches {fit['batches']}: **S_min = {fit['s_min']:,.1f} steps, "
-                 f"E_min = {fit['e_min']:,.0f} samples, B_crit = {fit['b_crit']:,.0f}** (90% bootstrap interval over seeds "
-                 f"{fit['b_crit_ci90'][0]:,.0f}–{fit['b_crit_ci90'][1]:,.0f}; S_min {fit['s_min_ci90'][0]:,.1f}–"
-                 f"{fit['s_min_ci90'][1]:,.1f}), rms error {fit['rms_log_error'] * 100:.0f}% in steps."]
+    loo = ""
+    if fit.get("b_crit_loo"):
+        loo = (f"; leaving one batch out: B_crit {fit['b_crit_loo'][0]:,.0f}–{fit['b_crit_loo'][1]:,.0f}, S_min "
+               f"{fit['s_min_loo'][0]:,.1f}–{fit['s_min_loo'][1]:,.1f}")
+    lines = ["", f"McCandlish et al.'s model fitted on the {fit.get('statistic', 'mean')}s at batches {fit['batches']}: "
+                 f"**S_min = {fit['s_min']:,.1f} steps, E_min = {fit['e_min']:,.0f} samples, B_crit = {fit['b_crit']:,.0f}** "
+                 f"(90% bootstrap interval over seeds {fit['b_crit_ci90'][0]:,.0f}–{fit['b_crit_ci90'][1]:,.0f}; S_min "
+                 f"{fit['s_min_ci90'][0]:,.1f}–{fit['s_min_ci90'][1]:,.1f}{loo}), rms error {fit['rms_log_error'] * 100:.0f}% "
+                 "in steps. The bootstrap shows the seeds' noise; leaving a batch out shows how much the fit rests on "
+                 "any one."]
+    chosen = [r for r in rows_of(rows, dataset=d["name"], part="sweep", status="ok")
+              if choice.get(("none", r["global_batch"]), (None,))[0] == r["lr"]]
+    b_simple = median([r.get("b_simple_at_target") for r in chosen])
     if b_simple:
-        lines.append(f"The online B_simple where the target was reached (median over the best-lr runs that measure it, "
+        lines.append(f"The online B_simple where the target was reached (median over the chosen-lr runs that measure it, "
                      f"global batch 128 and up): **{b_simple:,.0f}**; B_crit / B_simple = "
                      f"**{fit['b_crit'] / b_simple:.2f}** (McCandlish et al. find B_crit ≈ B_noise, of which B_simple "
                      "is an estimate that ignores the Hessian's shape).")
     return lines, b_simple
 
 
-def adascale_lines(d, rows, prediction, b_simple):
-    if not b_simple:
+def modes_section(prediction):
+    modes = prediction.get("modes") or {}
+    if not modes:
         return []
-    fit = prediction["fit"]
-    lrs = {int(g): lr for g, lr in prediction["best_lr"].items()}
-    sweep = rows_of(rows, dataset=d["name"], part="sweep")
-    base = min(r["global_batch"] for r in sweep)
-    def steps_at(g):
-        lr = lrs.get(g) or best_lr_of(sweep, g)
-        v = [r["steps_to_target"] for r in sweep if r["global_batch"] == g and r["lr"] == lr and r["steps_to_target"]]
-        return sum(v) / len(v) if v else None
-    lines = ["", f"What a step of a larger batch is worth in steps of batch {base} (measured, McCandlish's fit, and "
-                 f"AdaScale's gain r from B_simple {b_simple:,.0f}):", "",
-             "| global batch | scale | measured S(base)/S(B) | fit (1 + B_crit/base)/(1 + B_crit/B) | AdaScale r |",
-             "| ---: | ---: | ---: | ---: | ---: |"]
-    s_base = steps_at(base)
-    for g in sorted({r["global_batch"] for r in sweep}):
-        s = steps_at(g)
-        measured = f"{s_base / s:.2f}" if s and s_base else "–"
-        model = (1 + fit["b_crit"] / base) / (1 + fit["b_crit"] / g)
-        lines.append(f"| {g} | {g // base} | {measured} | {model:.2f} | {planner.adascale_gain(b_simple, base, g):.2f} |")
+    batches = sorted({int(g) for m in modes.values() for g in m["ratios"]})
+    lines = ["", "### Each mode's steps against the plain all-reduce's (measured)", "",
+             f"Each mode ran at these batches from step {prediction.get('start_step', '?')} (the steps before it "
+             "plain), at the plain runs' best lr there times each of mode_lr_factors (the least median kept). A cell: its "
+             "median steps over the plain runs' median. The factor, their geometric mean, is what the plan multiplies the "
+             "plain fit by; leaving one batch out shows whether it holds across batches.", "",
+             "| mode | " + " | ".join(f"batch {g}" for g in batches) + " | factor | leaving one batch out |",
+             "| --- | " + " | ".join("---:" for _ in batches) + " | ---: | ---: |"]
+    for mode, m in modes.items():
+        cells = [f"{m['ratios'][str(g)]:.2f} (lr {m['lrs'][str(g)]:g})" if str(g) in m["ratios"] else "not reached"
+                 for g in batches]
+        loo = f"{m['factor_loo'][0]:.2f}–{m['factor_loo'][1]:.2f}" if m.get("factor_loo") else "–"
+        lines.append(f"| {planner.mode_label(mode)} | " + " | ".join(cells) + f" | {m['factor']:.2f} | {loo} |")
     return lines
 
 
-def time_lines(d, rows, prediction):
-    runs = prediction["runs"]
+def adascale_lines(d, prediction, b_simple, choice):
+    if not b_simple:
+        return []
+    fit = prediction["fit"]
+    medians = {g: median(steps) for (m, g), (_, steps) in choice.items() if m == "none"}
+    base = min(medians)
+    lines = ["", f"What a step of a larger batch is worth in steps of batch {base} (measured medians, McCandlish's fit, "
+                 f"and AdaScale's gain r from B_simple {b_simple:,.0f}):", "",
+             "| global batch | scale | measured S(base)/S(B) | fit (1 + B_crit/base)/(1 + B_crit/B) | AdaScale r |",
+             "| ---: | ---: | ---: | ---: | ---: |"]
+    for g in sorted(medians):
+        model = (1 + fit["b_crit"] / base) / (1 + fit["b_crit"] / g)
+        lines.append(f"| {g} | {g // base} | {medians[base] / medians[g]:.2f} | {model:.2f} | "
+                     f"{planner.adascale_gain(b_simple, base, g):.2f} |")
+    return lines
+
+
+def configuration_name(part, g, mode, mbit, group):
+    return {"sweep": f"this host, {group[0]['ranks']} process(es), global batch {g}",
+            "nodes": f"2 nodes, {mbit} Mbit/s, {planner.mode_label(mode)}, batch {g}",
+            "recommendation": f"2 nodes, {mbit} Mbit/s, {planner.mode_label(mode)}, batch {g} "
+                              f"({'recommended' if group[0].get('recommended') else 'beside the recommendation'})"}[part]
+
+
+def time_lines(d, rows, prediction, choice):
+    """Predicted against measured for every configuration predicted before it ran (the plain sweep at each
+    batch's chosen lr, the runs across nodes, the recommendations)."""
     lines = ["", "### Time to target, predicted (before the run) against measured", "",
-             "Predicted: the fit's steps × the step time of the throughput model (the benchmarks, not these runs). "
-             "Measured: the median over seeds of the runs' training seconds to the target (evaluations left out).", "",
+             "Predicted: the fit's steps (times the mode's factor) × the step time of the throughput model (the "
+             "benchmarks, not these runs). Measured: the median over seeds of the runs' training seconds to the "
+             "crossing (evaluations left out).", "",
              "| configuration | predicted step | measured step | predicted time | measured time | error | within 25% |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    verdicts = []
-    groups = {}
-    lrs = {int(g): lr for g, lr in prediction["best_lr"].items()}
+    groups, verdicts = {}, []
     for r in rows_of(rows, dataset=d["name"]):
-        if r["part"] == "sweep" and r["lr"] != (lrs.get(r["global_batch"]) or
-                                                best_lr_of(rows_of(rows, dataset=d["name"], part="sweep"), r["global_batch"])):
+        chosen = choice.get(("none", r["global_batch"]), (None,))[0]
+        if r["part"] == "modes" or (r["part"] == "sweep" and r["lr"] != chosen):
             continue
-        key = (r["part"], r["global_batch"], r["mode"], r["link_mbit"])
-        groups.setdefault(key, []).append(r)
-    for (part, g, mode, mbit), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][3] or 0, kv[0][1], kv[0][2])):
-        measured = measured_time(group)
-        predicted = median([runs.get(r["name"], {}).get("seconds") for r in group])
-        step = median([runs.get(r["name"], {}).get("step_seconds") for r in group])
-        where = {"sweep": f"this host, {group[0]['ranks']} process(es), global batch {g}",
-                 "nodes": f"2 nodes, {mbit} Mbit/s, {mode}, batch {g}",
-                 "recommendation": f"2 nodes, {mbit} Mbit/s, batch {g}{' (recommended)' if group[0].get('recommended') else ''}"}[part]
+        groups.setdefault((r["part"], r["link_mbit"] or 0, r["global_batch"], r["mode"]), []).append(r)
+    for (part, mbit, g, mode), group in sorted(groups.items()):
+        predicted = median([prediction["runs"].get(r["name"], {}).get("seconds") for r in group])
+        step = median([prediction["runs"].get(r["name"], {}).get("step_seconds") for r in group])
+        measured, where = measured_time(group), configuration_name(part, g, mode, mbit, group)
+        if predicted is None:
+            continue
         if measured is None:
             lines.append(f"| {where} | {step * 1e3:.2f} ms | – | {predicted:.2f} s | not reached | – | – |")
             continue
         e = error(predicted, measured["seconds"])
-        ok = abs(e) <= WITHIN
-        verdicts.append(ok)
+        verdicts.append(abs(e) <= WITHIN)
         lines.append(f"| {where} | {step * 1e3:.2f} ms | {measured['step_seconds'] * 1e3:.2f} ms | {predicted:.2f} s | "
-                     f"{measured['seconds']:.2f} s | {percent(e)} | {'yes' if ok else '**no**'} |")
+                     f"{measured['seconds']:.2f} s | {percent(e)} | {'yes' if verdicts[-1] else '**no**'} |")
     lines += ["", f"Within 25%: {sum(verdicts)} of {len(verdicts)} configurations."]
     return lines, verdicts
 
 
+def recommended_by_link(prediction, rows, dataset):
+    """{link: recommendation}: predictions.json's, or (written before the modes) its one recommendation at
+    the link its runs had."""
+    rec = prediction.get("recommended") or {}
+    if "local_batch" in rec:
+        links = {r["link_mbit"] for r in rows_of(rows, dataset=dataset, part="recommendation")}
+        return {str(link): dict(rec, mode="none") for link in links}
+    return rec
+
+
 def recommendation_lines(d, rows, prediction):
-    rec = prediction["recommended"]
-    runs = rows_of(rows, dataset=d["name"], part="recommendation")
-    if not runs:
-        return []
-    by_batch = {g: measured_time([r for r in runs if r["global_batch"] == g]) for g in sorted({r["global_batch"] for r in runs})}
-    chosen = rec["global_batch"]
-    times = {g: m["seconds"] for g, m in by_batch.items() if m}
-    lines = ["", f"The planner's recommendation for 2 nodes at the capped link: local batch {rec['local_batch']} "
-                 f"(global {chosen}), predicted {rec['seconds']:.2f} s; run beside half and double its batch: " +
-             ", ".join(f"batch {g}: {t:.2f} s" for g, t in times.items()) + "."]
-    if chosen in times and times:
-        soonest = min(times.values())
-        ratio = times[chosen] / soonest
-        verdict = "the soonest" if ratio <= 1.0 else (f"within {100 * (ratio - 1):.0f}% of the soonest" if ratio <= 1.1
-                                                      else f"**{100 * (ratio - 1):.0f}% slower than the soonest (target: within 10%)**")
-        lines.append(f"The recommended batch was {verdict}.")
-    return lines
+    lines, verdicts = [], []
+    for mbit, rec in recommended_by_link(prediction, rows, d["name"]).items():
+        runs = [r for r in rows_of(rows, dataset=d["name"], part="recommendation") if str(r["link_mbit"]) == mbit]
+        measured = {k: measured_time([r for r in runs if (r["mode"], r["global_batch"]) == k])
+                    for k in sorted({(r["mode"], r["global_batch"]) for r in runs})}
+        times = {k: m["seconds"] for k, m in measured.items() if m}
+        chosen = (rec["mode"], rec["global_batch"])
+        lines += ["", f"The planner's recommendation for 2 nodes at {mbit} Mbit/s: {planner.mode_label(rec['mode'])}, local "
+                      f"batch {rec['local_batch']} (global {rec['global_batch']}), predicted {rec['seconds']:.2f} s; run "
+                      "beside its mode at half and double the batch and the next-best mode: " +
+                  ", ".join(f"{planner.mode_label(m)} at {g}: {t:.2f} s" for (m, g), t in times.items()) + "."]
+        if chosen in times:
+            ratio = times[chosen] / min(times.values())
+            verdicts.append((mbit, rec["mode"], ratio))
+            lines.append("The recommendation was " + ("the soonest." if ratio <= 1.0 else
+                         f"within {100 * (ratio - 1):.0f}% of the soonest." if ratio <= 1.1 else
+                         f"**{100 * (ratio - 1):.0f}% slower than the soonest (target: within 10%)**."))
+    return lines, verdicts
+
+
+# --- what the model says --------------------------------------------------------------------------
 
 
 def throughput_lines(bench, plan):
@@ -177,22 +241,30 @@ def throughput_lines(bench, plan):
              f"Compute (ddp-bench-train, one rank of this machine, {bench['measured_at']}): a step of local batch b takes "
              f"{c['intercept'] * 1e6:.0f} µs + {c['per_sample'] * 1e6:.2f} µs × b (points: " +
              ", ".join(f"{b}: {t * 1e6:.0f} µs" for b, t in bench["compute_points"]) + "); a process of v virtual ranks "
-             "takes v of them (the optimizer's step counted each time: a slight overestimate).", "",
-             "| network | α (per collective step) | bandwidth | where it comes from |", "| --- | ---: | ---: | --- |"]
+             "takes v of them (the optimizer's step counted each time: a slight overestimate). The plan keeps the local "
+             "batches between the smallest and largest measured.", "",
+             "| network | α (per collective step) | bandwidth | bucket | where it comes from |",
+             "| --- | ---: | ---: | ---: | --- |"]
     for name, net in bench["networks"].items():
-        lines.append(f"| {name} | {net['alpha'] * 1e6:.1f} µs | {1 / net['beta'] / 1e6:,.1f} MB/s | "
-                     "ddp-bench-comm, 2 ranks, 8 B to 4 MB, ring fit |")
+        bucket, source = "–", "ddp-bench-comm, 2 ranks: α–β fitted at the sizes this model sends, relative error"
+        if net.get("burst_bytes"):
+            bucket = f"{net['burst_bytes'] / 1e3:,.1f} kB at {1 / net['line_beta'] / 1e6:,.0f} MB/s"
+            source = ("ddp-bench-comm, 2 ranks: the rate from messages larger than the bucket; α and the line's speed "
+                      "uncapped; the bucket from cluster/link")
+        lines.append(f"| {name} | {net['alpha'] * 1e6:.1f} µs | {1 / net['beta'] / 1e6:,.1f} MB/s | {bucket} | {source} |")
     for p in planner.NETWORK_PRESETS:
-        lines.append(f"| {p['name']} | {p['alpha'] * 1e6:.0f} µs | {p['bytes_per_second'] / 1e6:,.0f} MB/s | {p['source']} |")
+        lines.append(f"| {p['name']} | {p['alpha'] * 1e6:.0f} µs | {p['bytes_per_second'] / 1e6:,.0f} MB/s | – | "
+                     f"{p['source']} |")
     for n in plan["networks"]:
-        lines.append(f"| {n['name']} | {n['alpha'] * 1e6:.1f} µs | {1 / n['beta'] / 1e6:,.1f} MB/s | {n['source']} |")
+        lines.append(f"| {n['name']} | {n['alpha'] * 1e6:.1f} µs | {1 / n['beta'] / 1e6:,.1f} MB/s | – | {n['source']} |")
     lines += ["", f"Compute presets besides the measured core: {planner.H200_ASSUMED['name']}: "
                   f"{planner.H200_ASSUMED['intercept'] * 1e6:.0f} µs + {planner.H200_ASSUMED['per_sample'] * 1e9:.0f} ns × b "
                   f"({planner.H200_ASSUMED['source']})"] + [
         f"; {c['name']}: {c['intercept'] * 1e6:.0f} µs + {c['per_sample'] * 1e9:.0f} ns × b ({c['source']})"
         for c in plan["computes"]]
-    lines += ["", "Compression modes' own arithmetic per step (ddp-bench-comm --compression on this host, less the "
-                  "model's transfer time): " + ", ".join(f"{m} {s * 1e6:.0f} µs" for m, s in bench["overhead"].items()) + "."]
+    lines += ["", "Modes' own arithmetic per step (ddp-bench-comm --compression on this host, less the model's transfer "
+                  "time; local SGD pays none's once in H steps): " +
+              ", ".join(f"{planner.mode_label(m)} {s * 1e6:.0f} µs" for m, s in bench["overhead"].items()) + "."]
     return lines
 
 
@@ -206,42 +278,72 @@ def networks(bench, plan):
     return [(p["name"], planner.preset_network(p)) for p in planner.NETWORK_PRESETS] + nets + own
 
 
+def cell(p):
+    if p is None:
+        return "–"
+    return f"{p['global_batch']}, {planner.mode_label(p['mode'])}: {p['seconds']:.2g} s" + \
+        (f" ({p['flags']})" if p["flags"] else "")
 
-def recommendation(network, limit, lr, extrapolated, plans):
-    """One line per network: the rank count past which doubling stops paying, and what it runs."""
-    ranks = limit["ranks"]
+
+def hosts_of(network, ranks, plan):
+    """The local cluster's nodes where it has as many as the ranks, else None (a hostfile of yours)."""
+    if network.startswith("local cluster") and ranks <= plan["cluster"]["nodes"]:
+        return ",".join(f"node{i}" for i in range(1, ranks + 1))
+    return None
+
+
+def recommendation(network, limit, plans, command):
+    """One line per network: the fewest ranks within 10% of the best time over all rank counts, what
+    they run, and the command line."""
+    ranks, best = limit["ranks"], min(plans, key=lambda p: p["seconds"])
+    flags = f" ({limit['flags']}: see the flags above)" if limit["flags"] else ""
     head = (f"- {ranks} rank{'s' if ranks > 1 else ''} on {network}: global batch {limit['global_batch']} "
-            f"({limit['local_batch']} a rank), lr {lr:.3g}{' (beyond the measured batches)' if extrapolated else ''}, "
-            f"{limit['steps']:,.0f} steps, {limit['seconds']:.3g} s; ")
+            f"({limit['local_batch']} a rank), {planner.mode_label(limit['mode'])}, lr {limit['lr']:.3g}, "
+            f"{limit['steps']:,.0f} steps, {limit['seconds']:.3g} s{flags}; ")
     if ranks == 1 and len(plans) > 1 and plans[1]["seconds"] >= limit["seconds"]:
-        return head + f"a second rank does not pay (2 ranks: {plans[1]['seconds']:.3g} s)"
-    return head + (f"beyond {ranks} rank{'s' if ranks > 1 else ''} doubling gains under 10%: statistical efficiency "
-                   f"{limit['efficiency']:.2f}")
+        why = f"a second rank does not pay (2 ranks: {plans[1]['seconds']:.3g} s)"
+    elif best is limit:
+        why = f"the soonest over {plans[0]['ranks']}–{plans[-1]['ranks']} ranks"
+    else:
+        why = (f"the fewest ranks within {planner.SCALING_WITHIN:.0%} of the best over {plans[0]['ranks']}–"
+               f"{plans[-1]['ranks']} ranks ({best['seconds']:.3g} s at {best['ranks']})")
+    return head + why + f": `{command}`"
 
-def plan_lines(d, prediction, bench, size, plan):
-    fit = prediction["fit"]
-    lrs = {int(g): lr for g, lr in prediction["best_lr"].items()}
-    lines = ["", f"### The plan for {d['name']}: the best global batch, its lr and the time to {d['target_accuracy']:g}", ""]
-    curves = {}
+
+def plan_lines(d, prediction, bench, size, plan, model):
+    """The plan tables (per compute: networks × ranks), one recommendation per network, and the entries
+    launch/plan prints for the plan's own networks and computes."""
+    lines = ["", f"### The plan for {d['name']} (model output, not measured)", "",
+             "Every figure here is the model's: the fit's steps (times the mode's factor) × the throughput model's step, "
+             "on the measured core and links and on the presets' figures (their sources in the throughput model), with "
+             "each mode's plain steps before its start step. The runs above test it on 2 nodes only. Cells: the global "
+             "batch and mode with the least predicted time to the target, and that time; global batches outside the "
+             f"measured {model.batches[0]}–{model.batches[1]} and local batches outside the compute bench's are left out "
+             "(–). Flags: " + "; ".join(f"({k}) {v}" for k, v in planner.FLAGS_MEANING.items()) + ".", ""]
+    curves, entries = {}, []
     for compute in compute_presets(bench, plan):
         lines += [f"Compute: {compute['name']}.", "", "| network | " + " | ".join(str(n) for n in RANKS) + " |",
                   "| --- | " + " | ".join("---:" for _ in RANKS) + " |"]
         recommendations = []
         for name, net in networks(bench, plan):
-            plans = [planner.best_configuration((fit["s_min"], fit["b_crit"]), compute, net, n, LOCAL_BATCHES, size)
+            plans = [planner.best_configuration(model, compute, net, n, local_batches(bench), size, bench["overhead"])
                      for n in RANKS]
+            lines.append(f"| {name} | " + " | ".join(cell(p) for p in plans) + " |")
             plans = [p for p in plans if p]
+            if not plans:
+                continue
             curves[(compute["name"], name)] = plans
-            lines.append(f"| {name} | " + " | ".join(f"{p['global_batch']}: {p['seconds']:.2g} s" for p in plans) + " |")
             limit = planner.scaling_limit(plans)
-            lr, extrapolated = planner.interpolated_lr(lrs, limit["global_batch"])
-            recommendations.append(recommendation(name, limit, lr, extrapolated, plans))
-        lines += ["", "Cells: the global batch with the least predicted time to the target, and that time. Where adding "
-                      "ranks stops paying:", ""] + recommendations + [""]
-    return lines, curves
+            command = command_line(plan, d, size, limit, hosts_of(name, limit["ranks"], plan))
+            recommendations.append(recommendation(name, limit, plans, command))
+            entries.append({"dataset": d["name"], "compute": compute["name"], "network": name, "text": recommendations[-1],
+                            "keys": config_keys(plan, d, size, limit), "command": command, "configuration": limit})
+        lines += ["", f"Where adding ranks stops paying (the fewest ranks within {planner.SCALING_WITHIN:.0%} of the best "
+                      "time over all rank counts), with the command that runs it:", ""] + recommendations + [""]
+    return lines, curves, entries
 
 
-def plots(d, rows, prediction, curves, out):
+def plots(d, rows, prediction, curves, out, choice):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -258,7 +360,7 @@ def plots(d, rows, prediction, curves, out):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("ranks")
-        ax.set_ylabel(f"predicted seconds to {d['target_accuracy']:g}")
+        ax.set_ylabel(f"predicted seconds to {d['target_accuracy']:g} (model)")
         ax.set_title(compute)
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=7)
@@ -273,11 +375,8 @@ def plots(d, rows, prediction, curves, out):
     batches = [2 ** k for k in range(4, 16)]
     ax.plot([planner.predicted_steps(fit["s_min"], fit["b_crit"], b) * b for b in batches],
             [planner.predicted_steps(fit["s_min"], fit["b_crit"], b) for b in batches], label="fit: S = S_min(1 + B_crit/B)")
-    sweep = rows_of(rows, dataset=d["name"], part="sweep")
-    for g in sorted({r["global_batch"] for r in sweep}):
-        lr = prediction["best_lr"].get(str(g)) or best_lr_of(sweep, g)
-        pts = [(r["steps_to_target"] * g, r["steps_to_target"]) for r in sweep
-               if r["global_batch"] == g and r["lr"] == lr and r["steps_to_target"]]
+    for (mode, g), (lr, steps) in sorted(choice.items()):
+        pts = [(s * g, s) for s in steps if mode == "none" and s != MISSED]
         if pts:
             ax.scatter(*zip(*pts), s=18, label=f"B = {g}" + ("" if g <= max(fit["batches"]) else " (predicted)"))
     ax.set_xscale("log")
@@ -294,35 +393,54 @@ def plots(d, rows, prediction, curves, out):
     return made
 
 
-def write_report(plan, out, rows, bench, predictions, sizes, command_line, date, seconds):
+def dataset_section(plan, d, rows, bench, prediction, size, out):
+    """(lines, verdicts, recommendation verdicts, images, entries) of one dataset."""
+    choice = sweep_statistics.lr_choice(rows, d["name"])
+    model = steps_model(plan, prediction, rows, d["name"])
+    lines = ["", f"## {d['name']}", ""] + steps_section(d, rows, prediction, plan["fit_max_batch"], choice)
+    fit_text, b_simple = fit_lines(d, rows, prediction, choice)
+    lines += fit_text + modes_section(prediction) + adascale_lines(d, prediction, b_simple, choice)
+    time_text, verdicts = time_lines(d, rows, prediction, choice)
+    rec_text, rec_verdicts = recommendation_lines(d, rows, prediction)
+    plan_text, curves, entries = plan_lines(d, prediction, bench, size, plan, model)
+    images = plots(d, rows, prediction, curves, out, choice)
+    return lines + time_text + rec_text + plan_text, verdicts, rec_verdicts, images, entries
+
+
+def write_report(plan, out, rows, bench, predictions, sizes, command_line_, date, seconds):
+    """Writes report.md and the plots; returns the recommendation entries of every network and compute."""
     ok = sum(r["status"] == "ok" for r in rows)
     lines = [f"# Time to accuracy at any scale: {plan['name']}", "",
-             f"Made by `{command_line}` on {date} ({ok} of {len(rows)} runs completed{retried_clause(rows)}; "
+             f"Made by `{command_line_}` on {date} ({ok} of {len(rows)} runs completed{retried_clause(rows)}; "
              f"{seconds / 60:.0f} minutes for this invocation, "
              f"the runs' own training time {total_minutes(rows, 'train_seconds'):.0f} minutes). "
              f"Predictions written at: " + ", ".join(f"{n} {p['written_at']}" for n, p in predictions.items()) +
              " (predictions.json), each before the runs it predicts.", ""]
-    all_verdicts, images = [], []
+    all_verdicts, all_recs, images, entries = [], [], [], []
     for d in plan["datasets"]:
-        prediction = predictions.get(d["name"])
-        if not prediction:
+        if d["name"] not in predictions:
             continue
-        lines += ["", f"## {d['name']}", ""]
-        lines += steps_section(d, rows, prediction, plan["fit_max_batch"])
-        fit_text, b_simple = fit_lines(d, rows, prediction)
-        lines += fit_text + adascale_lines(d, rows, prediction, b_simple)
-        time_text, verdicts = time_lines(d, rows, prediction)
-        lines += time_text + recommendation_lines(d, rows, prediction)
+        text, verdicts, recs, made, found = dataset_section(plan, d, rows, bench, predictions[d["name"]],
+                                                            sizes[d["name"]], out)
+        lines += text
         all_verdicts += verdicts
-        plan_text, curves = plan_lines(d, prediction, bench, sizes[d["name"]], plan)
-        lines += plan_text
-        images += plots(d, rows, prediction, curves, out)
-    lines += throughput_lines(bench, plan)
-    lines += ["", "## Targets", "",
-              f"- Predicted time to target within 25% of measured: {sum(all_verdicts)} of {len(all_verdicts)} "
-              "configurations (each dataset's table says which, and by how much)."]
+        all_recs += [(d["name"], *r) for r in recs]
+        images += made
+        entries += found
+    lines += throughput_lines(bench, plan) + targets_lines(all_verdicts, all_recs)
     if plan.get("notes"):
         lines += ["", "## Notes (written after the runs)", "", plan["notes"].strip()]
     lines += ["", "## Plots", ""] + [f"![{i}]({i})" for i in images]
     with replacing(os.path.join(out, "report.md")) as f:
         f.write("\n".join(lines) + "\n")
+    return entries
+
+
+def targets_lines(verdicts, recs):
+    lines = ["", "## Targets", "",
+             f"- Predicted time to target within 25% of measured: {sum(verdicts)} of {len(verdicts)} configurations "
+             f"({sum(verdicts) / max(1, len(verdicts)):.0%}; target: 90%)."]
+    for dataset, mbit, mode, ratio in recs:
+        lines.append(f"- {dataset}, 2 nodes at {mbit} Mbit/s: the recommendation ({planner.mode_label(mode)}) took "
+                     f"{ratio:.2f}× the soonest run beside it (target: within 1.10×).")
+    return lines

@@ -1,20 +1,22 @@
-"""The models behind launch/plan: how many steps a batch needs to reach a target (statistical), how
-long a step takes (throughput), and the search that combines them into a time to target.
+"""The models behind launch/plan: how many steps a batch needs to reach a target in each way gradients
+travel (statistical), how long a step takes (throughput), and the search that combines them into a time
+to target.
 
 Statistical model (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training", eq. 2.11):
 with the lr tuned at every batch, the steps S and samples E = S·B to reach a target obey
     S = S_min (1 + B_crit / B),    E = E_min (1 + B / B_crit),    E_min = S_min · B_crit,
 so S falls as 1/B while B << B_crit (perfect scaling) and flattens at S_min beyond (no gain).
-Statistical efficiency of a batch: E_min / E = 1 / (1 + B / B_crit).
+Statistical efficiency of a batch: E_min / E = 1 / (1 + B / B_crit). A mode other than the plain
+all-reduce (fp16, bf16, PowerSGD, local SGD) takes the plain steps times a factor its own runs measured.
 
 Throughput model: a step is the compute of its micro-batches plus the gradient exchange; an
 all-reduce of m bytes over n ranks takes, on a link of latency alpha and seconds-per-byte beta,
     ring  2(n-1) alpha + 2 (n-1)/n m beta        tree  2 ceil(log2 n) alpha + 2 m beta
 (the ring's and a pipelined tree's costs in NCCL's tuning model, simplified), and the faster of the
-two is taken, as NCCL's tuner does.
+two is taken, as NCCL's tuner does. A capped link (tc tbf) also has a bucket: the bytes it saved up
+while the link was idle (an evaluation) leave at the line's speed, not the rate.
 """
 import math
-import random
 import statistics
 
 # --- the statistical model -------------------------------------------------------------------------
@@ -60,29 +62,41 @@ def fit_steps(batches, steps):
     return s_min_of(b_crit), b_crit, math.sqrt(error(math.log(b_crit)) / len(points))
 
 
-def bootstrap_fit(steps_by_batch, resamples=1000, seed=0, level=0.9):
-    """Confidence intervals of (S_min, B_crit): the fit repeated on resampled seeds (each batch's
-    runs drawn with replacement, their mean taken). steps_by_batch: {B: [steps of each seed]}.
-    Returns ((s_lo, s_hi), (b_lo, b_hi))."""
-    rng = random.Random(seed)
-    s_mins, b_crits = [], []
-    batches = sorted(b for b, v in steps_by_batch.items() if v)
-    for _ in range(resamples):
-        means = [sum(rng.choice(steps_by_batch[b]) for _ in steps_by_batch[b]) / len(steps_by_batch[b])
-                 for b in batches]
-        s, b, _ = fit_steps(batches, means)
-        s_mins.append(s)
-        b_crits.append(b)
-    q = (1 - level) / 2
-    pick = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(p * len(xs)))]
-    return (pick(s_mins, q), pick(s_mins, 1 - q)), (pick(b_crits, q), pick(b_crits, 1 - q))
-
-
 def adascale_gain(b_simple, base_batch, batch):
     """AdaScale's gain r at scale batch/base_batch from the noise scale (Johnson et al. 2020, with
     sigma^2 = tr(Sigma)/base_batch and mu^2 = |G|^2): r = (sigma^2 + mu^2) / (sigma^2/S + mu^2), the
     base-batch steps of progress one step of `batch` makes."""
     return (b_simple / base_batch + 1) / (b_simple / batch + 1)
+
+
+# --- the modes ---------------------------------------------------------------------------------------
+# Every way gradients travel that the planner searches, the one list the sweep, the benchmarks, the plan
+# and the report read. "powersgd:R": PowerSGD of rank R; "local:H": local SGD averaging every H steps.
+MODES = ("none", "fp16", "bf16", "powersgd:1", "powersgd:2", "powersgd:4", "local:4", "local:16")
+
+
+def is_local_sgd(mode):
+    return mode.startswith("local:")
+
+
+def mode_label(mode):
+    """How the report names a mode: "powersgd r2", "local SGD H=16"."""
+    kind, _, value = mode.partition(":")
+    return {"powersgd": f"powersgd r{value}", "local": f"local SGD H={value}"}.get(kind, mode)
+
+
+def mode_overrides(mode, start_step):
+    """The config keys that run `mode` from `start_step` (comm.compression_start_step or
+    comm.local_sgd_start_step): the steps before it exchange float32 gradients, as a plain run."""
+    kind, _, value = mode.partition(":")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode '{mode}' (modes: {', '.join(MODES)})")
+    if mode == "none":
+        return []
+    if kind == "local":
+        return [f"comm.local_sgd_period={value}", f"comm.local_sgd_start_step={start_step}"]
+    rank = [f"comm.powersgd_rank={value}"] if kind == "powersgd" else []
+    return [f"comm.compression={kind}", *rank, f"comm.compression_start_step={start_step}"]
 
 
 # --- the throughput model --------------------------------------------------------------------------
@@ -100,27 +114,16 @@ def tree_allreduce_seconds(ranks, message_bytes, alpha, beta):
     return 2 * math.ceil(math.log2(ranks)) * alpha + 2 * message_bytes * beta
 
 
-def allreduce_seconds(ranks, message_bytes, network):
-    """The faster of ring and tree on `network` ({"alpha": s, "beta": s/byte})."""
+def allreduce_costs(ranks, message_bytes, network):
+    """(seconds, bytes on each link) of the faster of ring and tree on `network` ({"alpha": s, "beta": s/byte})."""
     a, b = network["alpha"], network["beta"]
-    return min(ring_allreduce_seconds(ranks, message_bytes, a, b), tree_allreduce_seconds(ranks, message_bytes, a, b))
+    ring = (ring_allreduce_seconds(ranks, message_bytes, a, b), 2 * (ranks - 1) / ranks * message_bytes)
+    tree = (tree_allreduce_seconds(ranks, message_bytes, a, b), 2 * message_bytes)
+    return min(ring, tree)
 
 
-def fit_alpha_beta(message_bytes, seconds, ranks):
-    """(alpha, beta) of a ring all-reduce over `ranks` from measured (size, time) pairs, fitted as two
-    measurements rather than one noisy line: beta from the upper half of the sizes (where the bytes
-    dominate: a least-squares slope), alpha from the smallest messages (where latency does: the
-    median time, less their bytes' share). A slope lost in noise (not positive) falls back to the
-    largest message's time per byte."""
-    points = sorted(zip(message_bytes, seconds))
-    upper = points[len(points) // 2:]
-    slope = fit_line(*zip(*upper))[1] if len(upper) >= 2 else 0.0
-    if slope <= 0:
-        slope = points[-1][1] / points[-1][0]
-    beta = slope / (2 * (ranks - 1) / ranks)
-    small = points[:max(1, len(points) // 4)]
-    latency = statistics.median(t - 2 * (ranks - 1) / ranks * m * beta for m, t in small)
-    return max(0.0, latency) / (2 * (ranks - 1)), beta
+def allreduce_seconds(ranks, message_bytes, network):
+    return allreduce_costs(ranks, message_bytes, network)[0] if ranks > 1 else 0.0
 
 
 def fit_line(xs, ys):
@@ -131,6 +134,72 @@ def fit_line(xs, ys):
     return my - slope * mx, slope
 
 
+def fit_line_relative(xs, ys):
+    """(intercept, slope) of the line a + b·x with the least sum of squared relative errors
+    ((a + b·x - y) / y)^2: a weighted least-squares line, weights 1/y^2. An intercept that would be
+    negative is held at 0."""
+    w = [1 / y ** 2 for y in ys]
+    total = sum(w)
+    mx, my = sum(wi * x for wi, x in zip(w, xs)) / total, sum(wi * y for wi, y in zip(w, ys)) / total
+    slope = sum(wi * (x - mx) * (y - my) for wi, x, y in zip(w, xs, ys)) / sum(wi * (x - mx) ** 2 for wi, x in zip(w, xs))
+    if my - slope * mx >= 0:
+        return my - slope * mx, slope
+    ratios = [x / y for x, y in zip(xs, ys)]
+    return 0.0, sum(ratios) / sum(r * r for r in ratios)
+
+
+def measured_at(points, size):
+    """A measured table's time at `size` bytes, log-log interpolated between its sizes (its first or
+    last time outside them, scaled by the bytes beyond the last). points: [(bytes, seconds)] sorted."""
+    if size <= points[0][0]:
+        return points[0][1]
+    if size >= points[-1][0]:
+        return points[-1][1] * size / points[-1][0]
+    for (m0, t0), (m1, t1) in zip(points, points[1:]):
+        if m0 <= size <= m1:
+            f = math.log(size / m0) / math.log(m1 / m0)
+            return math.exp(math.log(t0) + f * math.log(t1 / t0))
+    raise AssertionError("unreachable")
+
+
+def fit_alpha_beta(message_bytes, seconds, ranks, sizes=None):
+    """(alpha, beta) of a ring all-reduce over `ranks`, fitted to a ddp-bench-comm table where this model
+    prices messages: at each size it sends (`sizes`, default sizes_sent(); the table log-log
+    interpolated there), with each size's relative error counting the same. An unweighted line over
+    8 B-4 MB is the large sizes' line: it overpriced the 407 KB all-reduce by 60-94% and PowerSGD's few
+    KB up to 10x."""
+    points = sorted(zip(message_bytes, seconds))
+    xs = sorted(sizes or sizes_sent())
+    intercept, slope = fit_line_relative(xs, [measured_at(points, m) for m in xs])
+    return intercept / (2 * (ranks - 1)), slope / (2 * (ranks - 1) / ranks)
+
+
+def fit_capped_link(message_bytes, seconds, ranks, burst_bytes, line):
+    """A link capped by a token bucket (tc tbf: a rate, and a burst that leaves at the line's speed) from
+    its ddp-bench-comm table: beta, the rate, from the messages whose bytes on the link exceed twice the
+    bucket (back to back, as the benchmark sends them, they drain it and pass at the rate; smaller ones
+    ride it); alpha and the line's speed from `line`, the same link uncapped (tbf adds no latency)."""
+    wire = 2 * (ranks - 1) / ranks
+    rates = [(t - 2 * (ranks - 1) * line["alpha"]) / (wire * m) for m, t in zip(message_bytes, seconds)
+             if wire * m > 2 * burst_bytes]
+    if not rates:
+        raise ValueError(f"no message larger than twice the link's {burst_bytes:.0f}-byte bucket: measure larger sizes")
+    return {"alpha": line["alpha"], "beta": statistics.median(rates), "line_beta": line["beta"],
+            "burst_bytes": burst_bytes}
+
+
+def bucket_tokens(network, eval_every=0, exchange_every=1):
+    """The bytes a capped link's bucket holds, on average, when an exchange starts: all of its burst after
+    an evaluation (a pause longer than any refill), one exchange in eval_every / exchange_every; none
+    without evaluations or a bucket. The refill during a step's compute is left out: the capped-link runs
+    of 2026-12-02 (256 KB bucket) did not show it. Their measured step times were within 25% of this model
+    in 23 of 24 configurations, in 20 of 24 with each step's compute refilling the bucket too."""
+    burst = network.get("burst_bytes") or 0
+    if not burst or not eval_every:
+        return 0.0
+    return burst * min(1.0, exchange_every / eval_every)
+
+
 # What one step of SimpleNN (101,770 parameters, 138 of them in biases) sends in each mode: a list of
 # phases, each a list of messages posted together (their bytes), phases one after the other.
 GRADIENT_FLOATS, BIAS_FLOATS, FLAGS = 101770, 138, 4
@@ -138,9 +207,8 @@ POWERSGD_ROWS, POWERSGD_COLS = 128 + 10, 784 + 128  # P's rows and Q's rows over
 
 
 def exchange_phases(mode):
-    """mode: "none", "fp16", "bf16", "powersgd:R", "local:H". Returns (phases, share): the messages of
-    one exchange and the share of steps that send them (local SGD averages every H steps; its flags
-    travel every step and are one more phase)."""
+    """mode: one of MODES. Returns (phases, share): the messages of one exchange and the share of steps
+    that send them (local SGD averages every H steps; its flags travel every step and are one more phase)."""
     if mode == "none":
         return [[4 * (GRADIENT_FLOATS + FLAGS)]], 1.0
     if mode in ("fp16", "bf16"):
@@ -154,22 +222,50 @@ def exchange_phases(mode):
     raise ValueError(f"unknown exchange mode '{mode}'")
 
 
+def sizes_sent(modes=MODES):
+    """Every all-reduce size the model prices: each phase of each mode (its messages' bytes added, as
+    exchange_seconds adds them), and local SGD's flags."""
+    sizes = {4 * FLAGS for m in modes if is_local_sgd(m)}
+    for mode in modes:
+        sizes |= {sum(p) for p in exchange_phases(mode)[0]}
+    return sorted(sizes)
+
+
 def bytes_per_step(mode):
     phases, share = exchange_phases(mode)
-    extra = 4 * FLAGS if mode.startswith("local:") else 0
+    extra = 4 * FLAGS if is_local_sgd(mode) else 0
     return sum(sum(p) for p in phases) * share + extra
 
 
-def exchange_seconds(mode, ranks, network, overhead=0.0):
+def exchange_seconds(mode, ranks, network, overhead=0.0, eval_every=0):
     """One step's gradient exchange: every phase's messages (posted together: their latencies overlap,
-    their bytes add up), the phases one after the other, plus `overhead` (the mode's own arithmetic)."""
+    their bytes add up), the phases one after the other, plus `overhead` (the mode's own arithmetic).
+    On a capped link what its bucket holds (bucket_tokens, evaluated every eval_every steps) leaves at
+    the line's speed."""
     if ranks <= 1:
-        return overhead
+        return 0.0
     phases, share = exchange_phases(mode)
-    seconds = sum(allreduce_seconds(ranks, sum(p), network) for p in phases) * share
-    if mode.startswith("local:"):
+    tokens = bucket_tokens(network, eval_every, 1 / share)
+    saved_per_byte = network["beta"] - network.get("line_beta", network["beta"])
+    seconds = 0.0
+    for phase in phases:
+        cost, wire = allreduce_costs(ranks, sum(phase), network)
+        fast = min(tokens, wire)
+        tokens -= fast
+        seconds += cost - fast * saved_per_byte
+    seconds *= share
+    if is_local_sgd(mode):
         seconds += allreduce_seconds(ranks, 4 * FLAGS, network)  # the flags, every step
     return seconds + overhead
+
+
+def mode_overhead(overheads, mode):
+    """A mode's own arithmetic a step (ddp-bench-comm --compression, less the transfer): local SGD pays
+    the plain exchange's once in H steps; a mode not benchmarked, none."""
+    overheads = overheads or {}
+    if is_local_sgd(mode):
+        return overheads.get("none", 0.0) * exchange_phases(mode)[1]
+    return overheads.get(mode, 0.0)
 
 
 def compute_seconds(compute, local_batch, virtual_ranks=1):
@@ -178,8 +274,15 @@ def compute_seconds(compute, local_batch, virtual_ranks=1):
     return virtual_ranks * (compute["intercept"] + compute["per_sample"] * local_batch)
 
 
-def step_seconds(compute, network, ranks, local_batch, virtual_ranks=1, mode="none", overhead=0.0):
-    return compute_seconds(compute, local_batch, virtual_ranks) + exchange_seconds(mode, ranks, network, overhead)
+def step_seconds(compute, network, ranks, local_batch, virtual_ranks=1, mode="none", overhead=0.0, eval_every=0):
+    return compute_seconds(compute, local_batch, virtual_ranks) + exchange_seconds(mode, ranks, network, overhead,
+                                                                                   eval_every)
+
+
+def run_seconds(steps, start_step, plain_step, mode_step):
+    """A run of `steps` steps whose mode starts at `start_step`: the steps before it are plain ones."""
+    before = min(steps, start_step)
+    return before * plain_step + (steps - before) * mode_step
 
 
 # --- the search ------------------------------------------------------------------------------------
@@ -201,33 +304,78 @@ def interpolated_lr(best_lr_by_batch, batch):
     raise AssertionError("unreachable")
 
 
-def best_configuration(fit, compute, network, ranks, local_batches, max_batch, mode="none", overhead=0.0):
-    """The local batch (real ranks, no virtual) with the least predicted time to the target on `ranks`
-    ranks: a dict with local_batch, global_batch, steps, samples, step_seconds, seconds, efficiency.
-    Global batches beyond max_batch (the training set) are not considered."""
-    s_min, b_crit = fit
-    best = None
-    for b in local_batches:
-        batch = ranks * b
-        if batch > max_batch:
-            continue
-        steps = predicted_steps(s_min, b_crit, batch)
-        step = step_seconds(compute, network, ranks, b, 1, mode, overhead)
-        candidate = {"ranks": ranks, "local_batch": b, "global_batch": batch, "steps": steps, "samples": steps * batch,
-                     "step_seconds": step, "seconds": steps * step,
-                     "efficiency": statistical_efficiency(b_crit, batch)}
-        if best is None or candidate["seconds"] < best["seconds"]:
-            best = candidate
-    return best
+# What a flag in a plan's cell says: the figure rests on more than the measurements.
+FLAGS_MEANING = {"b": "the mode's steps and lr beyond the global batches it was measured at",
+                 "n": "local SGD's steps measured on fewer or more ranks than these"}
 
 
-def scaling_limit(plans, gain=0.1):
-    """The rank count past which doubling the ranks cuts the time to target by less than `gain`
-    (10%): the last worth having. plans: the best configuration at each rank count, ascending."""
-    for this, doubled in zip(plans, plans[1:]):
-        if doubled["seconds"] > this["seconds"] * (1 - gain):
-            return this
-    return plans[-1]
+class StepsModel:
+    """Steps to the target at a global batch in each mode, its lr, and what measured them.
+    modes: {mode: {"factor": steps over the plain ones (1 for none), "lrs": {B: the best lr measured},
+    "ranks": the ranks local SGD's runs had}}; none's lrs span the global batches the sweep measured,
+    and the plan leaves out the batches outside them."""
+
+    def __init__(self, s_min, b_crit, modes, start_step):
+        self.s_min, self.b_crit, self.modes, self.start_step = s_min, b_crit, modes, start_step
+        self.batches = (min(modes["none"]["lrs"]), max(modes["none"]["lrs"]))
+
+    def covers(self, batch):
+        return self.batches[0] <= batch <= self.batches[1]
+
+    def steps(self, mode, batch):
+        return predicted_steps(self.s_min, self.b_crit, batch) * self.modes[mode]["factor"]
+
+    def lr(self, mode, batch):
+        return interpolated_lr(self.modes[mode]["lrs"], batch)[0]
+
+    def flags(self, mode, batch, ranks):
+        """The flags of FLAGS_MEANING that `mode` at `batch` on `ranks` ranks earns."""
+        measured = self.modes[mode]
+        flags = "" if min(measured["lrs"]) <= batch <= max(measured["lrs"]) else "b"
+        return flags + ("n" if is_local_sgd(mode) and measured.get("ranks") not in (None, ranks) else "")
+
+
+def predict(model, compute, network, ranks, local_batch, mode="none", overheads=None, virtual_ranks=1, eval_every=0):
+    """Steps, mean step and time to the target of `ranks` processes of v virtual ranks at `local_batch`
+    in `mode`: plain steps before the mode's start step, the mode's after."""
+    steps = model.steps(mode, ranks * virtual_ranks * local_batch)
+    plain = step_seconds(compute, network, ranks, local_batch, virtual_ranks, "none",
+                         mode_overhead(overheads, "none"), eval_every)
+    step = step_seconds(compute, network, ranks, local_batch, virtual_ranks, mode, mode_overhead(overheads, mode),
+                        eval_every)
+    seconds = run_seconds(steps, 0 if mode == "none" else model.start_step, plain, step)
+    return {"steps": steps, "step_seconds": seconds / steps, "seconds": seconds}
+
+
+def candidate(model, compute, network, ranks, local_batch, mode, max_batch, overheads=None):
+    """One configuration of the plan (real ranks, no virtual), or None where its global batch lies
+    outside what was measured or beyond the training set (max_batch)."""
+    batch = ranks * local_batch
+    if not model.covers(batch) or batch > max_batch:
+        return None
+    predicted = predict(model, compute, network, ranks, local_batch, mode, overheads)
+    return {"ranks": ranks, "local_batch": local_batch, "global_batch": batch, "mode": mode, **predicted,
+            "samples": predicted["steps"] * batch, "efficiency": statistical_efficiency(model.b_crit, batch),
+            "lr": model.lr(mode, batch), "flags": model.flags(mode, batch, ranks)}
+
+
+def best_configuration(model, compute, network, ranks, local_batches, max_batch, overheads=None):
+    """The mode and local batch with the least predicted time to the target on `ranks` ranks (one rank
+    exchanges nothing: plain only); None where no global batch was measured."""
+    modes = [m for m in model.modes if ranks > 1 or m == "none"]
+    found = [candidate(model, compute, network, ranks, b, m, max_batch, overheads) for m in modes for b in local_batches]
+    found = [c for c in found if c]
+    return min(found, key=lambda c: c["seconds"]) if found else None
+
+
+SCALING_WITHIN = 0.1
+
+
+def scaling_limit(plans, within=SCALING_WITHIN):
+    """Where adding ranks stops paying: the fewest ranks whose time is within `within` (10%) of the best
+    over all rank counts. plans: the best configuration at each rank count, ascending."""
+    best = min(p["seconds"] for p in plans)
+    return next(p for p in plans if p["seconds"] <= best * (1 + within))
 
 
 # --- presets ----------------------------------------------------------------------------------------

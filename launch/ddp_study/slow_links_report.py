@@ -8,8 +8,8 @@ from . import critical_batch
 from .files import replacing, save_figure
 from .stats import mean_std, retried_clause, total_minutes
 
-TBF_NOTE = ("Links are capped with tc tbf (rate M, burst 256 KB, 50 ms of queue) at both ends of every node's "
-            "veth pair, so each direction of each node pair runs at M. tbf shapes bandwidth only: it adds no "
+TBF_NOTE = ("Links are capped with tc tbf (rate M, a bucket of 4 ms at M, 50 ms of queue) at both ends of every "
+            "node's veth pair, so each direction of each node pair runs at M. tbf shapes bandwidth only: it adds no "
             "propagation delay and no loss (netem is not available here), so a real network of the same rate, "
             "with its latency, would slow the many-message modes (PowerSGD: two all-reduces a step) more.")
 

@@ -79,11 +79,16 @@ void validate_sync(const Config& config, const Origins& origins) {
                        ": lr.rule=adascale sets its lr from the averaged gradient of every step, which local SGD "
                        "(comm.local_sgd_period > 0) does not form; use lr.rule=linear or sqrt");
   }
-  if (config.comm.compression == Compression::PowerSgd && config.lr.rule == ScalingRule::AdaScale)
+  // AdaScale measures its gain where the exact float32 mean is formed. It has no warmup, so a
+  // compression starts at step 0 and the gain would never be measured (it stays 1, and the run
+  // takes S times the steps meant); with a later comm.compression_start_step it would freeze at
+  // that step's estimate. No compression forms that mean, so none goes with AdaScale.
+  if (config.comm.compression != Compression::None && config.lr.rule == ScalingRule::AdaScale)
     throw InputError(origin_of(origins, {"comm.compression", "lr.rule"}) +
-                     ": lr.rule=adascale measures its gain from the exact averaged gradient, which "
-                     "comm.compression=powersgd replaces by a low-rank approximation; use comm.compression=none, "
-                     "fp16 or bf16");
+                     ": lr.rule=adascale measures its gain from the exact float32 mean of the gradients, which "
+                     "comm.compression=" + shown(config, "comm.compression") +
+                     " does not form (the gain would stay at its first value); use comm.compression=none with "
+                     "adascale, or lr.rule=linear or sqrt with compression");
 }
 
 // How the run reads its flags and ends.

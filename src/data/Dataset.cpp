@@ -26,15 +26,44 @@ Split load_split(const std::string& name, const std::string& dir, const std::str
   if (images.size(0) != labels.size(0))
     throw InputError(images_path + ": holds " + std::to_string(images.size(0)) + " images but " + labels_path +
                      " holds " + std::to_string(labels.size(0)) + " labels");
-  torch::Tensor pixels = images.reshape({images.size(0), 28 * 28}).to(torch::kFloat32).div_(255.0);
-  if (normalize) {
-    const PixelStats stats = pixel_stats(name);
-    pixels.sub_(stats.mean).div_(stats.std);
-  }
-  return {pixels, labels.to(torch::kInt64)};
+  PixelScale scale;
+  if (normalize) scale.standardize = pixel_stats(name);
+  return {images.reshape({images.size(0), 28 * 28}), labels.to(torch::kInt64), scale};
 }
 
 }  // namespace
+
+torch::Tensor PixelScale::operator()(const torch::Tensor& pixels) const {
+  torch::Tensor x = pixels.to(torch::kFloat32).div_(255.0);
+  if (standardize) x.sub_(standardize->mean).div_(standardize->std);
+  return x;
+}
+
+torch::Tensor PixelScale::table() const { return (*this)(torch::arange(256, torch::kUInt8)); }
+
+Split Split::to(torch::Device device) const {
+  Split moved{images.to(device), labels.to(device), scale};
+  if (scale && !device.is_cpu()) moved.pixel_values = scale->table().to(device);
+  return moved;
+}
+
+Split Split::rows(const torch::Tensor& indices) const {
+  return {inputs(images.index_select(0, indices)), labels.index_select(0, indices)};
+}
+
+Split Split::range(int64_t begin, int64_t count) const {
+  return {inputs(images.narrow(0, begin, count)), labels.narrow(0, begin, count)};
+}
+
+torch::Tensor Split::inputs(const torch::Tensor& images_rows) const {
+  if (!scale) return images_rows;
+  // Off the CPU a gather of the values the CPU computed, bit for bit: CUDA divides by a scalar
+  // as a multiplication by its reciprocal, which can differ in the last bit.
+  if (pixel_values.defined())
+    return pixel_values.index_select(0, images_rows.flatten().to(torch::kInt64)).view(images_rows.sizes());
+  // On the CPU the operations themselves: they cost about what gathering float32 rows did.
+  return (*scale)(images_rows);
+}
 
 PixelStats pixel_stats(const std::string& name) {
   if (name == "fashion-mnist") return {0.2860, 0.3530};

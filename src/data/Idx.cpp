@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <memory>
 
 #include "data/IdxFormat.h"
 
@@ -20,11 +21,13 @@ std::vector<uint8_t> read_idx_file(const std::string& path) {
 }  // namespace
 
 torch::Tensor read_idx_images(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_idx_file(path);
-  const IdxArray array = parse_idx_images(bytes, path);
-  auto images = torch::empty({int64_t(array.shape[0]), 28, 28}, torch::kUInt8);
-  std::memcpy(images.data_ptr<uint8_t>(), bytes.data() + array.data_offset, bytes.size() - array.data_offset);
-  return images;
+  // A view of the file's bytes past the header, which it keeps alive: the pixels are in memory
+  // once, not twice, while a split loads (47 MB for 60,000 images).
+  auto bytes = std::make_shared<std::vector<uint8_t>>(read_idx_file(path));
+  const IdxArray array = parse_idx_images(*bytes, path);
+  return torch::from_blob(
+      bytes->data() + array.data_offset, {int64_t(array.shape[0]), 28, 28},
+      [bytes](void*) mutable { bytes.reset(); }, torch::kUInt8);
 }
 
 torch::Tensor read_idx_labels(const std::string& path, int num_classes) {

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -83,6 +84,15 @@ std::vector<uint8_t> inflate_if_gzip(std::vector<uint8_t> raw, const std::string
   z_stream stream{};
   if (inflateInit2(&stream, 15 + 16) != Z_OK) throw InputError(source + ": zlib initialisation failed");
   std::vector<uint8_t> out;
+  // The trailer ends with the inflated size (mod 2^32; the last member's). Reserved up front, the
+  // output never grows by copying, which holds it twice for a moment: a hint only, and never
+  // more than max_bytes or what deflate's 1032:1 limit lets these bytes inflate to.
+  if (raw.size() >= 18) {
+    const size_t n = raw.size();
+    const size_t inflated = size_t(raw[n - 4]) | size_t(raw[n - 3]) << 8 | size_t(raw[n - 2]) << 16 |
+                            size_t(raw[n - 1]) << 24;
+    out.reserve(std::min({inflated, max_bytes, n * 1032}));
+  }
   std::vector<uint8_t> chunk(1 << 20);
   stream.next_in = raw.data();
   stream.avail_in = uInt(raw.size());

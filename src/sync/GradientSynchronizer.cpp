@@ -18,7 +18,8 @@ void GradientSynchronizer::broadcast_parameters(int root) {
 }
 
 int64_t GradientSynchronizer::synchronize(int64_t step) {
-  if (!averager_.local(step)) return exchange_->exchange(buckets_, step);
+  exchanged_ = !averager_.local(step);
+  if (exchanged_) return exchange_->exchange(buckets_, step);
   // Local SGD: the gradients stay this rank's own; the flags are still agreed every step.
   torch::Tensor& extras = buckets_.extras();
   if (!extras.defined()) return 0;

@@ -35,13 +35,22 @@ class GradientSynchronizer {
   // (a 16-bit cast overflows, a factor can go NaN on every rank at once).
   bool estimated_mean(int64_t step) const { return !averager_.local(step) && !exchange_->exact(step); }
   // The step's update was applied: the exchange's state moves on (see GradientExchange::commit).
-  void commit() { exchange_->commit(); }
+  // Only after a step that exchanged: a local SGD step computed nothing, and what a refused
+  // step before it computed must not be installed.
+  void commit() {
+    if (exchanged_) exchange_->commit();
+    exchanged_ = false;
+  }
   // After step `step`'s update (applied or refused): local SGD averages the parameters every
   // H steps. Returns the bytes sent.
   int64_t after_update(int64_t step) { return averager_.after_step(step); }
   // Local SGD: the parameters become the ranks' mean now, if local steps may have made them
   // differ (at an epoch's end, before evaluating). Returns the bytes sent.
   int64_t average_parameters(int64_t steps_done) { return averager_.average_if_local(steps_done); }
+  // Local SGD: runs `use` with the ranks' mean parameters, then puts each rank's own back.
+  void with_mean_parameters(int64_t steps_done, const std::function<void()>& use) {
+    averager_.with_mean(steps_done, use);
+  }
   // Whether ranks hold state of their own that a checkpoint must keep for each: PowerSGD's
   // error feedback, and under local SGD each rank's parameters and momentum.
   bool per_rank_state() const { return exchange_->per_rank_state() || averager_.enabled(); }
@@ -56,6 +65,7 @@ class GradientSynchronizer {
   GradientBuckets buckets_;
   std::unique_ptr<GradientExchange> exchange_;
   ModelAverager averager_;
+  bool exchanged_ = false;  // the last synchronize() went through the exchange
 };
 
 }  // namespace ddp

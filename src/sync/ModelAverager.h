@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "comm/Communicator.h"
@@ -32,17 +33,27 @@ class ModelAverager {
   // After step `step`'s update: the H-th local step since the last averaging averages the
   // parameters. Returns the bytes handed to the all-reduce (0 when it did not average).
   int64_t after_step(int64_t step);
-  // The ranks' parameters become their mean now, if they can differ (a local step was taken by
-  // `steps_done`); returns the bytes sent.
+  // Whether the ranks' parameters can differ after `steps_done` steps: a local step was taken and
+  // none of the averagings since (the H-th step's, or average_if_local's at the same step).
+  // Averaging equal values again is not free: an all-reduce, and with a rank count that is not a
+  // power of two, elements moved by an ulp.
+  bool may_differ(int64_t steps_done) const;
+  // The ranks' parameters become their mean now, if they may differ; returns the bytes sent.
   int64_t average_if_local(int64_t steps_done);
+  // Runs `use` with the ranks' mean (if they may differ), then puts each rank's own parameters
+  // back: a mid-epoch evaluation of one model that leaves training as it was.
+  void with_mean(int64_t steps_done, const std::function<void()>& use);
 
  private:
-  int64_t average();
+  void gather();                           // flat_ <- the parameters
+  void scatter(const torch::Tensor& from);  // the parameters <- from
+  int64_t average(int64_t steps_done);
 
   Communicator& comm_;
   std::vector<torch::Tensor> parameters_;
   int64_t period_, start_step_;
   torch::Tensor flat_;  // every parameter, for one all-reduce (allocated at the first averaging)
+  int64_t averaged_at_ = -1;  // the steps done when the parameters were last averaged (-1: not yet)
 };
 
 }  // namespace ddp

@@ -6,7 +6,8 @@
 // device, each rank's step all-reduces over NCCL, and epochs are timed between device
 // synchronisations; --synthetic times an MNIST-sized epoch without the files.
 // --batch-norm also times the step with each model.batch_norm (none, local, sync), in the
-// same rounds, and prints them side by side.
+// same rounds, and prints them side by side; --storage times it with the training set kept
+// as uint8 pixels (as the trainer keeps it) against float32 inputs (as it once did).
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -43,15 +44,15 @@ void wait_for_device(torch::Device device) {
 
 double plain_epoch(ddp::SimpleNN& model, torch::optim::SGD& optimizer, const ddp::Split& data, int64_t batch,
                    int64_t steps, int64_t epoch) {
-  const torch::Device device = data.images.device();
+  const torch::Device device = data.labels.device();
   const torch::Tensor order = torch::randperm(data.size(), torch::TensorOptions(torch::kInt64).device(device));
   wait_for_device(device);
   const auto start = Clock::now();
   for (int64_t s = 0; s < steps; ++s) {
     const torch::Tensor idx = order.narrow(0, ((s + epoch * steps) * batch) % (data.size() - batch + 1), batch);
     optimizer.zero_grad();
-    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(data.images.index_select(0, idx)),
-                                                              data.labels.index_select(0, idx));
+    const ddp::Split x = data.rows(idx);  // the trainer's batch: uint8 pixels made inputs
+    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x.images), x.labels);
     loss.backward();
     optimizer.step();
   }
@@ -110,23 +111,27 @@ std::string describe(const OpCount& count) {
   return text;
 }
 
-// MNIST's shapes and value range, random content: the step costs the same.
+// MNIST's shapes and pixels, random content: the step costs the same.
 ddp::Dataset synthetic_dataset(int64_t samples) {
   torch::manual_seed(0);
-  return {"synthetic", {torch::rand({samples, 784}), torch::randint(10, {samples}, torch::kInt64)},
-          {torch::rand({1000, 784}), torch::randint(10, {1000}, torch::kInt64)}};
+  auto split = [](int64_t n) -> ddp::Split {
+    return {torch::randint(256, {n, 784}, torch::kUInt8), torch::randint(10, {n}, torch::kInt64), ddp::PixelScale{}};
+  };
+  return {"synthetic", split(samples), split(1000)};
 }
 
 const std::vector<ddp::BatchNorm> kBatchNorms = {ddp::BatchNorm::None, ddp::BatchNorm::Local, ddp::BatchNorm::Sync};
 
 // Everything one benchmark run holds: the data on the device, a plain model with its
 // optimizer, and the data-parallel replica, each fed the same batch size; with
-// --batch-norm, one more replica per model.batch_norm (in kBatchNorms' order).
+// --batch-norm, one more replica per model.batch_norm (in kBatchNorms' order); with --storage,
+// the training set once more as float32 inputs.
 struct Bench {
   const ddp::Config& config;
   torch::Device device;
   ddp::Communicator& comm;
   ddp::Dataset dataset;
+  ddp::Split float_train;  // --storage: dataset.train converted whole, as the trainer once held it
   ddp::DistributedSampler sampler;
   int64_t batch, steps, check_every, noise_every;
   ddp::SimpleNN plain_model;
@@ -134,12 +139,14 @@ struct Bench {
   ddp::Replica replica;
   std::vector<std::unique_ptr<ddp::Replica>> bn_replicas;
 
-  Bench(const ddp::Config& c, torch::Device d, ddp::Communicator& cm, const ddp::Dataset& loaded, bool batch_norm)
+  Bench(const ddp::Config& c, torch::Device d, ddp::Communicator& cm, const ddp::Dataset& loaded, bool batch_norm,
+        bool storage)
       : config(c),
         device(d),
         comm(cm),
         // Resident on the device, as in the trainer: a step only gathers rows by index.
         dataset{loaded.name, loaded.train.to(d), loaded.test.to(d)},
+        float_train(storage ? dataset.train.range(0, dataset.train.size()) : ddp::Split{}),
         sampler(dataset.train.size(), cm.size(), cm.rank(), c.train.local_batch, true, uint64_t(c.train.seed),
                 c.train.remainder),
         batch(c.train.local_batch),
@@ -162,6 +169,9 @@ struct Bench {
   // metrics.noise_scale_every steps, as the trainer does.
   double ddp_epoch(int64_t epoch, bool measure_noise) { return ddp_epoch(replica, epoch, measure_noise); }
   double ddp_epoch(ddp::Replica& stepper, int64_t epoch, bool measure_noise) {
+    return ddp_epoch(stepper, epoch, measure_noise, dataset.train);
+  }
+  double ddp_epoch(ddp::Replica& stepper, int64_t epoch, bool measure_noise, const ddp::Split& train) {
     const torch::Tensor order = sampler.indices(epoch).to(device);
     ddp::NoiseSample sample;
     wait_for_device(device);
@@ -171,7 +181,7 @@ struct Bench {
       options.lr = config.optim.base_lr;
       options.noise = measure_noise && s % noise_every == 0 ? &sample : nullptr;
       options.check = (s + 1) % check_every == 0 || s + 1 == steps;
-      stepper.step(dataset.train.rows(order.narrow(0, s * batch, batch)), options);
+      stepper.step(train.rows(order.narrow(0, s * batch, batch)), options);
     }
     wait_for_device(device);
     return since(start);
@@ -203,10 +213,14 @@ struct Bench {
     // Each mode's speed against none: the median over rounds of the ratio within a round, whose
     // three epochs run back to back, so that another job slowing one round skews no ratio.
     std::vector<double> bn_vs_none;
+    // --storage: samples/s with uint8 and with float32 storage, and uint8's speed against
+    // float32's (the median over rounds of the ratio within a round, as bn_vs_none).
+    double uint8 = 0, float32 = 0, uint8_vs_float32 = 0;
   };
   Rates measure(int rounds) {
     double plain_seconds = 0, ddp_seconds = 0, noise_seconds = 0;
     std::vector<std::vector<double>> bn_seconds(bn_replicas.size());  // [mode][round]
+    std::vector<double> uint8_seconds, float32_seconds;                 // [round]
     plain_epoch(plain_model, plain_optimizer, dataset.train, batch, steps / 10, 0);  // warm caches and allocator
     ddp::StepTimes times;
     for (int round = 0; round < rounds; ++round) {
@@ -223,6 +237,7 @@ struct Bench {
         comm.barrier();
         bn_seconds[k].push_back(ddp_epoch(*bn_replicas[k], round, false));
       }
+      if (float_train.images.defined()) time_storage(round, uint8_seconds, float32_seconds);
     }
     const double samples = double(rounds * steps * batch);
     const double timed = times.comm_seconds + times.compute_seconds;  // 0 on a GPU: not timed there
@@ -235,7 +250,26 @@ struct Bench {
       std::nth_element(ratios.begin(), ratios.begin() + rounds / 2, ratios.end());
       rates.bn_vs_none.push_back(ratios[rounds / 2]);
     }
+    if (!uint8_seconds.empty()) {
+      rates.uint8 = samples / std::accumulate(uint8_seconds.begin(), uint8_seconds.end(), 0.0);
+      rates.float32 = samples / std::accumulate(float32_seconds.begin(), float32_seconds.end(), 0.0);
+      std::vector<double> ratios;
+      for (int round = 0; round < rounds; ++round) ratios.push_back(float32_seconds[round] / uint8_seconds[round]);
+      std::nth_element(ratios.begin(), ratios.begin() + rounds / 2, ratios.end());
+      rates.uint8_vs_float32 = ratios[rounds / 2];
+    }
     return rates;
+  }
+
+  // One epoch with each storage, back to back, the first of the two alternating by round so
+  // that neither always runs on the warmer caches.
+  void time_storage(int round, std::vector<double>& uint8_seconds, std::vector<double>& float32_seconds) {
+    for (int k = 0; k < 2; ++k) {
+      const bool uint8 = (k + round) % 2 == 0;
+      comm.barrier();
+      const double seconds = ddp_epoch(replica, round, false, uint8 ? dataset.train : float_train);
+      (uint8 ? uint8_seconds : float32_seconds).push_back(seconds);
+    }
   }
 
   // Rank 0 prints a row per rank, the total, and one RESULT line for scripts.
@@ -305,6 +339,38 @@ struct Bench {
                "sync_vs_none={:.3f}\n",
                comm.size(), device.str(), none, local, sync, local_ratio, sync_ratio);
   }
+
+  // The --storage table: samples/s per rank and in total with each storage, and uint8 against
+  // float32 (median of the rounds'; total: the mean of the ranks'). Collective, as print.
+  void print_storage(const Rates& mine) {
+    torch::Tensor total =
+        torch::tensor({mine.uint8, mine.float32, mine.uint8_vs_float32}, torch::kFloat64).to(comm.device());
+    comm.allreduce(total, ddp::ReduceOp::Sum);
+    total = total.cpu();
+    const auto all =
+        comm.allgather(fmt::format("{:.0f} {:.0f} {:.4f}", mine.uint8, mine.float32, mine.uint8_vs_float32));
+    if (comm.rank() != 0) return;
+    auto megabytes = [](const torch::Tensor& t) { return double(t.numel() * t.element_size()) / 1e6; };
+    fmt::print("# training set storage: uint8 pixels made inputs as each batch is drawn ({:.1f} MB per rank) vs "
+               "float32 inputs ({:.1f} MB); the data-parallel step, no noise measurement\n",
+               megabytes(dataset.train.images), megabytes(float_train.images));
+    fmt::print("{:>5} {:>12} {:>12} {:>13}\n", "rank", "uint8_sps", "float32_sps", "uint8/float32");
+    auto row = [](const std::string& who, double uint8, double float32, double ratio) {
+      fmt::print("{:>5} {:>12.0f} {:>12.0f} {:>13.3f}\n", who, uint8, float32, ratio);
+    };
+    for (int r = 0; r < comm.size(); ++r) {
+      double uint8 = 0, float32 = 0, ratio = 0;
+      std::sscanf(all[r].c_str(), "%lf %lf %lf", &uint8, &float32, &ratio);
+      row(std::to_string(r), uint8, float32, ratio);
+    }
+    const double uint8 = total[0].item<double>(), float32 = total[1].item<double>();
+    const double ratio = total[2].item<double>() / comm.size();
+    row("total", uint8, float32, ratio);
+    fmt::print("RESULT_STORAGE ranks={} device={} uint8_sps={:.0f} float32_sps={:.0f} uint8_vs_float32={:.3f} "
+               "uint8_mb={:.1f} float32_mb={:.1f}\n",
+               comm.size(), device.str(), uint8, float32, ratio, megabytes(dataset.train.images),
+               megabytes(float_train.images));
+  }
 };
 
 }  // namespace
@@ -317,6 +383,7 @@ int main(int argc, char** argv) {
   int64_t synthetic = 0;
   bool count_ops = false;
   bool batch_norm = false;
+  bool storage = false;
   app.add_option("--config", config_path, "YAML config (data, batch, threads, device)");
   app.add_option("--synthetic", synthetic, "random MNIST-shaped training samples instead of data.dir (60000: MNIST)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
@@ -324,6 +391,9 @@ int main(int argc, char** argv) {
                "also count the kernel-launching ATen operators of one plain and one data-parallel step");
   app.add_flag("--batch-norm", batch_norm,
                "also time the step with model.batch_norm none, local and sync, side by side");
+  app.add_flag("--storage", storage,
+               "also time the step with the training set as uint8 pixels (the trainer's) and as float32 inputs, "
+               "side by side");
   app.add_option("--rounds", rounds, "alternating plain/ddp epochs per kind");
   app.add_option("overrides", overrides, "section.key=value overrides");
   CLI11_PARSE(app, argc, argv);
@@ -340,11 +410,12 @@ int main(int argc, char** argv) {
     Bench bench(config, device, *comm,
                 synthetic > 0 ? synthetic_dataset(synthetic)
                               : ddp::load_dataset(config.data.name, config.data.dir, config.data.normalize),
-                batch_norm);
+                batch_norm, storage);
     if (count_ops) bench.print_op_counts();
     const Bench::Rates rates = bench.measure(rounds);
     bench.print(rates, rounds);
     if (batch_norm) bench.print_batch_norm(rates);
+    if (storage) bench.print_storage(rates);
   } catch (const std::exception& e) {
     fmt::print(stderr, "ddp-bench-train: error: {}\n", ddp::message_of(e));
     return ddp::exit_code_of(e);

@@ -29,8 +29,9 @@ Evaluation evaluate(SimpleNN& model, const Split& split, Communicator& comm) {
   torch::Tensor totals = torch::zeros({3}, options);  // loss sum, correct, count
   for (int64_t i = begin; i < end; i += kChunk) {
     const int64_t count = std::min(kChunk, end - i);
-    const torch::Tensor logits = model->forward(split.images.narrow(0, i, count));
-    const torch::Tensor labels = split.labels.narrow(0, i, count);
+    const Split chunk = split.range(i, count);  // a chunk at a time: the split's pixels stay uint8
+    const torch::Tensor logits = model->forward(chunk.images);
+    const torch::Tensor& labels = chunk.labels;
     totals[0] += torch::nn::functional::cross_entropy(
                      logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                      .to(torch::kFloat64);

@@ -10,11 +10,9 @@
 namespace ddp {
 namespace {
 
-SimpleNN build_model(const Config& config, Communicator& comm, torch::Device device) {
+SimpleNN build_model(const Config& config, torch::Device device) {
   SimpleNN model = make_simple_nn(uint64_t(config.train.seed), config.model.batch_norm);
   model->to(device);
-  if (config.model.batch_norm == BatchNorm::Sync)
-    model->set_replica_sum([&comm](torch::Tensor& t) { comm.allreduce(t, ReduceOp::Sum); });
   return model;
 }
 
@@ -77,7 +75,7 @@ ExchangeState read_exchange_state(torch::serialize::InputArchive& archive, const
 
 Replica::Replica(const Config& config, Communicator& comm, torch::Device device, int64_t warmup_steps)
     : comm_(comm),
-      model_(build_model(config, comm, device)),
+      model_(build_model(config, device)),
       micro_batches_(int(config.train.virtual_ranks)),
       // Sync batch norm over virtual ranks: the v micro-batches normalise by the statistics of
       // all of them (and of the other processes'), so their forward passes cannot run one after
@@ -92,8 +90,24 @@ Replica::Replica(const Config& config, Communicator& comm, torch::Device device,
             sync_options(config, warmup_steps)),
       // Host timestamps only measure work on the CPU; on a GPU they would time kernel launches.
       time_steps_(device.is_cpu()) {
+  if (config.model.batch_norm == BatchNorm::Sync)
+    model_->set_replica_sum([this](torch::Tensor& t) { sum_batch_statistics(t); });
   sync_.broadcast_parameters(0);
   broadcast_buffers();
+}
+
+// Sync batch norm's all-reduces (two a step, inside forward and backward) are exchanges like the
+// gradients': their bytes and time are the step's communication. The step times forward and
+// backward as compute as a whole, so the time spent here moves from compute to communication.
+void Replica::sum_batch_statistics(torch::Tensor& statistics) {
+  const auto start = time_steps_ ? Clock::now() : Clock::time_point{};
+  comm_.allreduce(statistics, ReduceOp::Sum);
+  times_.comm_bytes += int64_t(statistics.nbytes());
+  if (time_steps_) {
+    const double seconds = seconds_between(start, Clock::now());
+    times_.comm_seconds += seconds;
+    times_.compute_seconds -= seconds;
+  }
 }
 
 StepResult Replica::step(const Split& batch, const StepOptions& options) {
@@ -313,12 +327,7 @@ void Replica::average_models(int64_t steps_done) {
 }
 
 void Replica::with_agreed_model(int64_t steps_done, const std::function<void()>& use) {
-  if (!sync_.local_sgd()) return use();
-  std::vector<torch::Tensor> own;
-  copy_into(own, model_->parameters());
-  if (sync_.average_parameters(steps_done) == 0) return use();  // nothing differed
-  use();
-  copy_back(own, model_->parameters());
+  sync_.with_mean_parameters(steps_done, use);
 }
 
 void Replica::sync_buffers() {

@@ -30,8 +30,9 @@ struct NoiseSample {
 
 struct StepTimes {
   double compute_seconds = 0;  // forward, backward, optimizer
-  double comm_seconds = 0;     // the gradient exchange, compression arithmetic included
-  int64_t comm_bytes = 0;      // handed to the gradient exchange's collectives (and local SGD's averaging)
+  double comm_seconds = 0;     // the gradient exchange, compression arithmetic included, and sync BN's sums
+  int64_t comm_bytes = 0;      // handed to the gradient exchange's collectives (and local SGD's averaging,
+                               // sync batch norm's statistics)
 };
 
 // What one step does besides forward, backward, all-reduce and update.
@@ -133,6 +134,8 @@ class Replica {
   void remember_unchecked_health();
   void read_flags(StepResult& result);
   void broadcast_buffers();
+  // Sync batch norm's sum over the replicas, counted as communication.
+  void sum_batch_statistics(torch::Tensor& statistics);
 
   Communicator& comm_;
   SimpleNN model_;

@@ -157,7 +157,7 @@ class Trainer {
   torch::Device device_;
   TrainerOutputs out_;
   std::string dataset_name_;
-  Split train_, test_;  // resident on the device: a step only gathers rows by index
+  Split train_, test_;  // resident on the device as uint8: a step gathers rows by index and scales them
   DistributedSampler sampler_;
   TrainingSchedule schedule_;
   Replica replica_;

@@ -66,4 +66,32 @@ expect 0 "final test accuracy" -- timeout 120 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$D
 expect 2 "already holds a run's results; pass --overwrite" -- timeout 60 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" output.dir="$work/run1"
 expect 0 "final test accuracy" -- timeout 120 "$MPIEXEC" -n 2 $MPIEXEC_FLAGS "$DDP_TRAIN" --config "$cfg" output.dir="$work/run1" --overwrite
 
+# The scripts around the trainer (issue 31): argument errors end in one line, exit 2, before anything starts.
+root=${DDP_SOURCE_DIR:?}
+expect 2 "^cluster/link: --mbit needs a positive whole number of Mbit/s, not '0'$" -- "$root/cluster/link" --mbit 0
+expect 2 "^cluster/link: --mbit 99999999 is above 100000 \(100 Gbit/s\)" -- "$root/cluster/link" --mbit 99999999
+expect 2 "^cluster/start: --link-mbit must be a positive whole number of Mbit/s up to 100000, not '100001'$" -- \
+  env DDP_SLURM_STATE="$work/no-cluster" "$root/cluster/start" --link-mbit 100001
+for script in cluster/link cluster/start; do
+  check "$script --help prints its text and none of its code" \
+    bash -c '"$0" --help >"$1" && grep -q "cluster/" "$1" && ! grep -qE "^(set -|here=)" "$1"' "$root/$script" "$work/help"
+done
+expect 0 "plan YAML, any path" -- "$root/launch/plan" --help
+expect 0 "study YAML, any path" -- "$root/launch/slow-links" --help
+# The batch script's run directory: output.dir= on the command line, as in the job; DDP_RUN_DIR
+# naming another one is refused.
+sbatch_check() {  # DDP_RUN_DIR ("": unset) ARGS...
+  local env_dir=$1
+  shift
+  env -u SLURM_JOB_ID -u DDP_RUN_DIR ${env_dir:+"DDP_RUN_DIR=$env_dir"} DDP_ROOT="$root" \
+    "$root/launch/slurm/ddp-train.sbatch" --check 2 --config "$cfg" "$@"
+}
+expect 0 "^  output      $work/sb \(will be created\)$" -- sbatch_check "" output.dir="$work/sb"
+expect 0 "^  output      $root/runs/slurm-JOBID " -- sbatch_check ""
+expect 0 "^  output      $work/sb/ \(will be created\)$" -- sbatch_check "$work/sb" output.dir="$work/sb/"
+expect 2 "^ddp-train.sbatch: output.dir=$work/sb and DDP_RUN_DIR=$work/other name different run directories; give one of them$" -- \
+  sbatch_check "$work/other" output.dir="$work/sb"
+expect 2 "^ddp-train.sbatch: output.dir= \(empty" -- sbatch_check "" output.dir=
+check "--check writes nothing" [ ! -e "$work/sb" ]
+
 finish

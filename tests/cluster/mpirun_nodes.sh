@@ -22,6 +22,13 @@ expect_line "$out" "# rank 0 on node1 (local rank 0 of 2)"
 expect_line "$out" "# rank 1 on node1 (local rank 1 of 2)"
 expect_line "$out" "# rank 2 on node2 (local rank 0 of 2)"
 expect_line "$out" "# rank 3 on node2 (local rank 1 of 2)"
+# A host the running cluster lacks is named as such (it used to read "no local cluster is running").
+for hosts in node1,node3 node3,node4; do
+  rc=0
+  out=$(DDP_TRAIN=$bench timeout 60 launch/mpirun --hosts "$hosts" 2 -b 4096 -e 4096 -n 1 --no-tcp 2>&1) || rc=$?
+  [ "$rc" = 2 ] || fail "--hosts $hosts on a 2-node cluster exited $rc, not 2: $out"
+  expect_line "$out" "launch/mpirun: host 'node3' is not a node of the running local cluster, whose nodes are node1,node2 (cluster/stop, then cluster/start --nodes N for more)"
+done
 # A hostfile's slots are kept: 1 on node1, 3 on node2.
 printf '# test hosts\nnode1 slots=1\nnode2 slots=3\n' >"$work/hosts"
 out=$(DDP_TRAIN=$bench timeout 120 launch/mpirun --hostfile "$work/hosts" 4 -b 4096 -e 4096 -n 5 --no-tcp) \

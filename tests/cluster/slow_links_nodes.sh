@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Capped links on a running local cluster (tests/cluster/with_cluster.sh starts it): cluster/link
-# puts a tbf on both ends of every node's link and the plain all-reduce then takes at least the
-# time the cap allows; the reduced slow-links study (launch/slow-links, on this cluster) runs every
-# mode, PowerSGD sending fewer bytes, and puts the cap back as it found it; --off lifts it.
+# puts a tbf on both ends of every node's link, its bucket 4 ms of the rate, and the plain
+# all-reduce then takes at least the time the cap allows; the reduced slow-links study
+# (launch/slow-links, on this cluster) runs every mode, PowerSGD sending fewer bytes, and puts the
+# cap back as it found it; --off lifts it.
 set -euo pipefail
 : "${DDP_SOURCE_DIR:?}" "${DDP_SLURM_STATE:?}"
 cd "$DDP_SOURCE_DIR"
@@ -15,7 +16,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cluster/link --mbit 100 >/dev/null
 for end in "$(netns_of node1) eth0" "$(netns_of head) node1" "$(netns_of node2) eth0" "$(netns_of head) node2"; do
   read -r ns dev <<<"$end"
-  ip netns exec "$ns" tc qdisc show dev "$dev" | grep -q "tbf .*rate 100Mbit" || fail "no 100 Mbit tbf on $dev in $ns"
+  ip netns exec "$ns" tc qdisc show dev "$dev" | grep -q "tbf .*rate 100Mbit burst 50000b" \
+    || fail "no 100 Mbit tbf with a 4 ms bucket (50,000 bytes) on $dev in $ns"
 done
 [ "$(cluster/link)" = "cluster/link: 100 Mbit/s each way on every node" ] || fail "cluster/link shows '$(cluster/link)'"
 

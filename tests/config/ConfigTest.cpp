@@ -421,11 +421,24 @@ TEST(Config, LocalSgdRefusesWhatCannotMeanAnything) {
   const std::string sync_bn = override_error_of({"comm.local_sgd_period=4", "model.batch_norm=sync"});
   EXPECT_TRUE(has(sync_bn, "model.batch_norm=sync")) << sync_bn;
   EXPECT_TRUE(has(override_error_of({"comm.local_sgd_period=4", "lr.rule=adascale"}), "lr.rule=adascale"));
-  const std::string adascale = override_error_of({"comm.compression=powersgd", "lr.rule=adascale"});
-  EXPECT_TRUE(has(adascale, "comm.compression=powersgd")) << adascale;
   // What does mean something is accepted.
   load_config("", {"comm.local_sgd_period=4", "model.batch_norm=local", "comm.compression=powersgd"});
-  load_config("", {"comm.compression=fp16", "lr.rule=adascale"});
+  load_config("", {"comm.compression=fp16", "lr.rule=sqrt"});
+}
+
+// AdaScale's gain is measured only where the exact float32 mean is formed: no compression
+// forms it, and a start step would freeze the gain there; every mode is refused, naming both keys.
+TEST(Config, AdaScaleRefusesEveryCompression) {
+  for (const std::string mode : {"powersgd", "fp16", "bf16"}) {
+    const std::string e = override_error_of({"comm.compression=" + mode, "lr.rule=adascale"});
+    EXPECT_TRUE(has(e, "override 'comm.compression=" + mode + "' and override 'lr.rule=adascale'")) << e;
+    EXPECT_TRUE(has(e, "comm.compression=" + mode + " does not form")) << e;
+    EXPECT_FALSE(has(e, "fp16 or bf16")) << e;  // the old advice, which led to an unmeasured gain
+  }
+  const std::string later = override_error_of({"comm.compression=fp16", "comm.compression_start_step=100",
+                                               "lr.rule=adascale"});
+  EXPECT_TRUE(has(later, "lr.rule=adascale")) << later;
+  EXPECT_EQ(load_config("", {"comm.compression=none", "lr.rule=adascale"}).lr.rule, ScalingRule::AdaScale);
 }
 
 // --help and docs/configuration.md both come from the schema: one line, and one table row, per key.

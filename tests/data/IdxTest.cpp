@@ -79,6 +79,20 @@ TEST_F(IdxTest, ReadsPlainAndGzipFilesAlike) {
   EXPECT_EQ(read_idx_labels(path("lab.gz"))[3].item<int>(), 3);
 }
 
+// The inflated size in the trailer, reserved up front, is the last member's only: a file of
+// several members (gzip a b > c) must still read whole, and the image tensor must own its bytes.
+TEST_F(IdxTest, ConcatenatedGzipMembersReadWhole) {
+  const std::vector<uint8_t> bytes = images(5);
+  write_gz("cat.gz", std::vector<uint8_t>(bytes.begin(), bytes.begin() + 3000));
+  gzFile f = gzopen(path("cat.gz").c_str(), "ab");
+  gzwrite(f, bytes.data() + 3000, unsigned(bytes.size() - 3000));
+  gzclose(f);
+  write("img", bytes);
+  const torch::Tensor whole = read_idx_images(path("cat.gz"));
+  EXPECT_TRUE(whole.equal(read_idx_images(path("img"))));
+  EXPECT_EQ(whole[4][27][27].item<int>(), (5 * 784 - 1) % 251);
+}
+
 TEST_F(IdxTest, WriterRoundTrips) {
   const torch::Tensor original = torch::randint(0, 256, {3, 28, 28}, torch::kUInt8);
   write_idx_images(path("w"), original);
@@ -151,17 +165,18 @@ TEST_F(IdxTest, DatasetRefusesMismatchedCountsAndMissingFiles) {
             std::string::npos);
 }
 
-TEST_F(IdxTest, DatasetHoldsEachSplitAsOneScaledTensor) {
+TEST_F(IdxTest, DatasetHoldsEachSplitAsOnePixelTensorAndScalesBatches) {
   write_gz("train-images-idx3-ubyte.gz", images(6));
   write_gz("train-labels-idx1-ubyte.gz", labels(6));
   write("t10k-images-idx3-ubyte", images(2));
   write("t10k-labels-idx1-ubyte", labels(2));
   const Dataset raw = load_dataset("mnist", dir_.string(), false);
   ASSERT_EQ(raw.train.images.sizes(), torch::IntArrayRef({6, 784}));
+  EXPECT_EQ(raw.train.images.scalar_type(), torch::kUInt8);
   EXPECT_EQ(raw.train.labels.scalar_type(), torch::kInt64);
-  EXPECT_FLOAT_EQ(raw.train.images[0][250].item<float>(), 250.0f / 255.0f);
+  EXPECT_FLOAT_EQ(raw.train.range(0, 1).images[0][250].item<float>(), 250.0f / 255.0f);
   const Dataset normalized = load_dataset("mnist", dir_.string(), true);
-  EXPECT_NEAR(normalized.train.images[0][0].item<float>(), (0.0 - 0.1307) / 0.3081, 1e-6);
+  EXPECT_NEAR(normalized.train.rows(torch::tensor({0})).images[0][0].item<float>(), (0.0 - 0.1307) / 0.3081, 1e-6);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reduced planner (configs/plan-smoke.yaml) on the running local cluster (with_cluster.sh starts
-# it): benchmarks, the sweep to the fit, predictions written before the runs they predict, those
-# runs, and a report with the fit, predicted against measured, and the plan from 1 to 1024 ranks.
+# it): benchmarks, the sweep to the fit (the grid, the finer one, each mode), predictions written
+# before the runs they predict, those runs, and a report with the fit, each mode's factor, predicted
+# against measured, and the plan from 1 to 1024 ranks, each cell naming its mode.
 set -euo pipefail
 : "${DDP_SOURCE_DIR:?}" "${DDP_SLURM_STATE:?}"
 cd "$DDP_SOURCE_DIR"
@@ -10,28 +11,42 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 launch/plan configs/plan-smoke.yaml --binary "$train" --out "$out" >"$out/plan.log" 2>&1 || { cat "$out/plan.log"; exit 1; }
 python3 - "$out" <<'PY' || { cat "$out/plan.log"; exit 1; }
-import calendar, json, os, sys, time
+import calendar, json, os, re, sys, time
 out = sys.argv[1]
 runs = json.load(open(os.path.join(out, "runs.json")))
-assert len(runs) == 13 and all(r["status"] == "ok" for r in runs), [(r["name"], r["status"]) for r in runs]
+# 6 on the grid, 3 on the finer one, 2 modes x 2 batches, batch 512 on both grids (3), 2 across the nodes,
+# the recommendation beside half and double its batch and the next-best mode (4).
+assert len(runs) == 22 and all(r["status"] == "ok" for r in runs), [(r["name"], r["status"]) for r in runs]
+assert {r["part"] for r in runs} == {"sweep", "modes", "nodes", "recommendation"}, {r["part"] for r in runs}
+for r in runs:  # each crossing read between evaluations: not after the one that saw it
+    assert r["crossing_step"] is None or 0 < r["crossing_step"] <= r["steps_to_target"], r
 prediction = json.load(open(os.path.join(out, "predictions.json")))["mnist"]
 fit = prediction["fit"]
 assert fit["batches"] == [64, 128, 256] and fit["s_min"] > 0 and fit["b_crit"] > 0, fit
+assert fit["statistic"] == "median" and fit["b_crit_loo"], fit
+assert set(prediction["modes"]) == {"powersgd:2", "local:4"}, prediction["modes"]
+recommended = prediction["recommended"]["1000"]
+assert recommended["mode"] in ("none", "powersgd:2", "local:4"), recommended
 written = calendar.timegm(time.strptime(prediction["written_at"], "%Y-%m-%d %H:%M:%S UTC"))
-later = [r for r in runs if r["global_batch"] > 256 or r["part"] != "sweep"]
+later = [r for r in runs if r["part"] in ("nodes", "recommendation") or (r["part"] == "sweep" and r["global_batch"] > 256)]
 assert later and all(r["name"] in prediction["runs"] for r in later), "a later run was not predicted"
 for r in later:  # each predicted run ended after the predictions were written
     end = os.path.getmtime(os.path.join(out, "runs", r["name"], "summary.json"))
     assert end >= written, f"{r['name']} ended before its prediction"
 bench = json.load(open(os.path.join(out, "bench.json")))
 assert bench["compute"]["per_sample"] > 0 and "local cluster, tbf 1000 Mbit/s" in bench["networks"], bench.keys()
+assert bench["networks"]["local cluster, tbf 1000 Mbit/s"]["burst_bytes"] == 500000, "not cluster/link's 4 ms bucket"
 report = open(os.path.join(out, "report.md")).read()
 for part in ("McCandlish et al.'s model fitted", "predicted (before the run) against measured", "The planner's recommendation",
-             "| network | 1 | 2 | 4 |", "## The throughput model", "## Targets"):
+             "Each mode's steps against", "(model output, not measured)", "| network | 1 | 2 | 4 |",
+             "## The throughput model", "## Targets"):
     assert part in report, f"the report lacks '{part}'"
+cells = re.findall(r"\| (\d+), (none|powersgd r2|local SGD H=4): [\d.e+-]+ s", report)
+assert cells and {mode for _, mode in cells} >= {"none"}, "the plan's cells name no mode"
 for png in ("time_to_target_vs_ranks_mnist.png", "steps_vs_samples_mnist.png"):
     assert open(os.path.join(out, png), "rb").read(8) == b"\x89PNG\r\n\x1a\n", png
-print(f"ok: plan smoke: fit S_min {fit['s_min']:.1f}, B_crit {fit['b_crit']:.0f}; {len(later)} runs predicted before they ran")
+print(f"ok: plan smoke: fit S_min {fit['s_min']:.1f}, B_crit {fit['b_crit']:.0f}; {len(later)} runs predicted before they ran; "
+      f"recommended at 1 Gbit/s: {recommended['mode']}, local batch {recommended['local_batch']}")
 PY
 # One's own cluster: its network's figures (or a ddp-bench-comm output) and compute, planned again
 # from the same measurements without running anything.
@@ -40,4 +55,14 @@ PY
 launch/plan "$out/own.yaml" --plan-only --binary "$train" --out "$out" >"$out/replan.log" 2>&1 || { cat "$out/replan.log"; exit 1; }
 grep -q "^| our 25 GbE |" "$out/report.md" && grep -q "^Compute: a faster core" "$out/report.md" \
   || { echo "FAIL: --plan-only did not plan for the given network and compute"; exit 1; }
-echo "ok: --plan-only plans for a network and a compute given by their figures"
+# Their recommendations on stdout: as config keys and as the command that runs them.
+grep -q "^plan: mnist on our 25 GbE, compute a faster core: " "$out/replan.log" \
+  && grep -q "^  config: .*train.local_batch=.*optim.base_lr=" "$out/replan.log" && grep -q "^  run: .*--config configs/mnist.yaml" "$out/replan.log" \
+  || { cat "$out/replan.log"; echo "FAIL: --plan-only printed no recommendation for the given network"; exit 1; }
+# Without --out it would write over results/plan-smoke; on a folder without measurements it says how to get them.
+launch/plan "$out/own.yaml" --plan-only --binary "$train" >"$out/no-out.log" 2>&1 && { echo "FAIL: --plan-only ran without --out"; exit 1; }
+grep -q "needs --out DIR" "$out/no-out.log" || { cat "$out/no-out.log"; exit 1; }
+launch/plan "$out/own.yaml" --plan-only --binary "$train" --out "$out/empty" >"$out/empty.log" 2>&1 \
+  && { echo "FAIL: --plan-only planned from an empty folder"; exit 1; }
+grep -q "make them with launch/plan .* --out $out/empty" "$out/empty.log" || { cat "$out/empty.log"; exit 1; }
+echo "ok: --plan-only plans for a network and a compute given by their figures and prints their recommendations"

@@ -203,6 +203,74 @@ TEST(LocalSgd, AveragesEveryPeriodStepsAfterItsStart) {
   EXPECT_EQ(averager.average_if_local(11), (15 + 5) * 4);
 }
 
+// An epoch's end (or an evaluation) right after an averaging finds the parameters equal: it
+// sends nothing, where it used to all-reduce them again (wasted bytes, and an ulp moved on a
+// rank count that is not a power of two).
+TEST(LocalSgd, AveragesNothingTheRanksAlreadyAgreeOn) {
+  SingleRankCommunicator comm;
+  Model model({{5, 3}, {5}}, 0);
+  ModelAverager averager(comm, model.parameters, /*period=*/4, /*start_step=*/0);
+  for (int64_t step = 0; step < 8; ++step) averager.after_step(step);
+  EXPECT_EQ(comm.allreduces, 2) << "after steps 4 and 8";
+  EXPECT_FALSE(averager.may_differ(8)) << "the 8th step averaged";
+  EXPECT_EQ(averager.average_if_local(8), 0) << "an epoch ending on the 8th step";
+  averager.after_step(8);
+  EXPECT_EQ(averager.average_if_local(9), (15 + 5) * 4) << "an epoch ending on the 9th: one local step";
+  EXPECT_EQ(averager.average_if_local(9), 0) << "the evaluation after it";
+  bool used = false;
+  averager.with_mean(9, [&] { used = true; });
+  EXPECT_TRUE(used);
+  EXPECT_EQ(comm.allreduces, 3);
+}
+
+// A mid-epoch evaluation averages a copy: the parameters are each rank's own again after it, so
+// the epoch's end at the same step still averages them for good.
+TEST(LocalSgd, AnEvaluationsMeanIsPutBack) {
+  SingleRankCommunicator comm;
+  Model model({{5, 3}}, 0);
+  ModelAverager averager(comm, model.parameters, /*period=*/4, /*start_step=*/0);
+  averager.after_step(0);
+  {
+    torch::NoGradGuard no_grad;
+    model.parameters[0].fill_(2.0);
+  }
+  averager.with_mean(1, [&] {
+    torch::NoGradGuard no_grad;
+    model.parameters[0].fill_(7.0);  // stands for a change the evaluation would see, then lose
+  });
+  EXPECT_TRUE(model.parameters[0].eq(2.0).all().item<bool>());
+  EXPECT_EQ(averager.average_if_local(1), 15 * 4) << "the copy's averaging did not count";
+}
+
+// A compressed step refused for a NaN, then a local SGD step: the local step exchanged nothing,
+// so its commit must not install the refused step's PowerSGD state (it did).
+TEST(GradientSynchronizer, ALocalStepDoesNotCommitARefusedCompressedStep) {
+  SingleRankCommunicator comm;
+  Model refused({{12, 9}, {12}}, 4), clean({{12, 9}, {12}}, 4);
+  SyncOptions options = powersgd(2);
+  options.local_sgd_period = 4;
+  options.local_sgd_start_step = 3;
+  GradientSynchronizer sync_refused(comm, refused.parameters, size_t(1) << 30, 4, options);
+  GradientSynchronizer sync_clean(comm, clean.parameters, size_t(1) << 30, 4, options);
+  for (int64_t step = 0; step < 2; ++step) {
+    refused.random_gradients(uint64_t(step));
+    clean.random_gradients(uint64_t(step));
+    sync_refused.synchronize(step);
+    sync_clean.synchronize(step);
+    sync_refused.commit();
+    sync_clean.commit();
+  }
+  refused.random_gradients(999);  // step 2: compressed, refused (no commit)
+  sync_refused.synchronize(2);
+  for (auto* s : {&sync_refused, &sync_clean}) {  // step 3: local, applied
+    s->synchronize(3);
+    s->commit();
+  }
+  ASSERT_FALSE(sync_clean.state().empty());
+  for (const auto& [name, tensor] : sync_clean.state())
+    EXPECT_TRUE(torch::equal(tensor, sync_refused.state().at(name))) << name;
+}
+
 TEST(GradientSynchronizer, LocalSgdSendsOnlyTheFlagsPastItsStart) {
   SingleRankCommunicator comm;
   Model model({{5, 3}, {5}}, 0);

@@ -192,6 +192,32 @@ TEST(StepMetrics, EveryNthStepAndOffByDefault) {
   }
 }
 
+// Sync batch norm all-reduces the hidden layer's statistics twice a step: in forward the sum, the
+// sum of squares and the count of its 128 features (257 float64), in backward sum(dy) and
+// sum(dy * x_hat) (256 float64). They are the step's communication as the gradients are, so the
+// bytes per step exceed local batch norm's (the same parameters) by exactly those 4,104 bytes.
+TEST(StepMetrics, SyncBatchNormsAllReducesAreCommunication) {
+  auto world = make_mpi_world_communicator();
+  const Dataset data = synthetic_dataset(200);
+  Config config = step_metrics_config();
+  config.metrics.every_steps = 0;
+  config.model.batch_norm = BatchNorm::Local;
+  const std::string local_dir = shared_temp_dir(*world, "bn-local");
+  const TrainingResult local = train_into(local_dir, config, *world, data);
+  config.model.batch_norm = BatchNorm::Sync;
+  const std::string sync_dir = shared_temp_dir(*world, "bn-sync");
+  const TrainingResult sync = train_into(sync_dir, config, *world, data);
+  const double extra = sync.summary["comm_bytes_per_step"].get<double>() -
+                       local.summary["comm_bytes_per_step"].get<double>();
+  EXPECT_EQ(extra, (257 + 256) * 8.0) << sync.summary["comm_bytes_per_step"];
+  EXPECT_GT(sync.summary["comm_seconds"].get<double>(), 0.0);
+  world->barrier();
+  if (world->rank() == 0) {
+    fs::remove_all(local_dir);
+    fs::remove_all(sync_dir);
+  }
+}
+
 // A run stopped at step S whose newest checkpoint is at C < S (as when a job dies between
 // checkpoints): its steps.jsonl already holds lines C+1..S. Resuming from C drops them and
 // writes them again, so the file ends byte for byte as an uninterrupted run's.
