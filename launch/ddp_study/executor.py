@@ -19,6 +19,7 @@ import concurrent.futures
 import dataclasses
 import os
 import shlex
+import sys
 
 from .console import Progress
 from .runs import finished_run, run_training, stop_running, training_command
@@ -254,10 +255,11 @@ def sbatch_options(section, slurm_args):
 
 def from_arguments(program, args, slurm_section=None):
     """The executor the flags ask for: SlurmArrays (--slurm), Concurrent (--jobs K > 1) or Serial."""
-    if args.jobs is not None and args.jobs < 1:
-        raise SystemExit(f"{program}: error: --jobs must be at least 1, not {args.jobs}")
-    if args.retries < 0:
-        raise SystemExit(f"{program}: error: --retries must be 0 or more, not {args.retries}")
+    wrong = (f"--jobs must be at least 1, not {args.jobs}" if args.jobs is not None and args.jobs < 1 else
+             f"--retries must be 0 or more, not {args.retries}" if args.retries < 0 else None)
+    if wrong:
+        print(f"{program}: error: {wrong}", file=sys.stderr)
+        sys.exit(2)  # bad input, as the drivers' other refusals
     reuse = getattr(args, "reuse", False)
     if args.slurm:
         from .slurm_array import SlurmArrays

@@ -112,7 +112,7 @@ class SlurmArrays(Serial):
     def __init__(self, program, reuse=False, options=(), parallelism=None, retries=2, poll_s=POLL_S):
         super().__init__(reuse)
         self.program, self.options, self.parallelism, self.retries = program, list(options), parallelism, retries
-        self.poll_s, self.arrays, self.costs, self.sbatch_seconds = poll_s, [], [], []
+        self.poll_s, self.arrays, self.costs, self.sbatch_seconds, self.collected = poll_s, [], [], [], []
 
     def execute(self, todo, progress, finished):
         tasks = [Task(i, run) for i, run in todo]
@@ -248,7 +248,9 @@ class SlurmArrays(Serial):
         except OSError:
             log = ""
         say_if_failed(status, log, task.run.log_path)
-        self.costs.append((task.submitted_at, started, ended, time.time()))
+        own = (summary or {}).get("wall_seconds")
+        self.costs.append((task.submitted_at, started, ended, own, task.job.split("_")[0]))
+        self.collected.append(time.time() - ended)
         return RunResult(status, summary, retries=task.retries)
 
     def show(self, progress, outstanding, states, shown):
@@ -263,12 +265,19 @@ class SlurmArrays(Serial):
         return line
 
     def say_costs(self):
-        """What Slurm added to each run (medians): sbatch, the wait to start, the wait to be collected."""
+        """What Slurm added to the runs (medians): sbatch, the wait from submission to the start of an
+        array's first task (a slot free) and of any task (queued behind others), the time a task took
+        beyond its run's own (srun's launch included), and the wait to be collected after its end."""
         if not self.costs:
             return
-        wait = statistics.median(started - submitted for submitted, started, _, _ in self.costs)
-        ran = statistics.median(ended - started for _, started, ended, _ in self.costs)
-        collect = statistics.median(seen - ended for _, _, ended, seen in self.costs)
-        print(f"{self.program}: Slurm: {len(self.costs)} runs in {len(self.arrays)} arrays (sbatch "
-              f"{statistics.median(self.sbatch_seconds):.2f} s each); medians: started {wait:.1f} s after submission, "
-              f"ran {ran:.1f} s, collected {collect:.1f} s after the end", flush=True)
+        first = {}
+        for submitted, started, _, _, job in self.costs:
+            first[job] = min(first.get(job, started - submitted), started - submitted)
+        waits = [started - submitted for submitted, started, _, _, _ in self.costs]
+        beyond = [ended - started - own for _, started, ended, own, _ in self.costs if own is not None]
+        print(f"{self.program}: Slurm: {len(self.costs)} runs in {len(self.arrays)} arrays; medians: sbatch "
+              f"{statistics.median(self.sbatch_seconds):.2f} s, first task of an array started "
+              f"{statistics.median(first.values()):.1f} s after submission (any task "
+              f"{statistics.median(waits):.1f} s), "
+              f"a task took {statistics.median(beyond) if beyond else float('nan'):.1f} s beyond its run's own, "
+              f"collected {statistics.median(self.collected):.1f} s after its end", flush=True)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import unittest
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from types import SimpleNamespace
 from unittest import mock
 
@@ -281,6 +281,13 @@ class Flags(unittest.TestCase):
                                          {"partition": "cpu", "array_parallelism": 8, "options": ["--mem=4G"]})
         self.assertEqual((arrays.options, arrays.parallelism, arrays.retries),
                          (["--partition=cpu", "--mem=4G", "--qos=short"], 8, 2))
+
+    def test_no_jobs_or_negative_retries_are_refused_as_bad_input(self):
+        for wrong in ({"jobs": 0}, {"retries": -1}):
+            with redirect_stderr(io.StringIO()) as err, self.assertRaises(SystemExit) as stop:
+                executor.from_arguments("t", self.args(**wrong))
+            self.assertEqual(stop.exception.code, 2)
+            self.assertTrue(err.getvalue().startswith("t: error: --"), err.getvalue())
 
     def test_a_slurm_section_is_checked(self):
         self.assertIsNone(executor.check_slurm_section({"partition": "gpu", "time": "01:00:00"}))
