@@ -46,7 +46,7 @@ int print_effective_config(const ddp::CommandLine& command_line) {
 // The command line, or the exit code when there is nothing to run (--help, a bad argument,
 // --print-config).
 std::optional<int> parse_command_line(int argc, char** argv, ddp::CommandLine& command_line) {
-  CLI::App app{"ddp-train: data-parallel SimpleNN training with learning-rate scaling rules", "ddp-train"};
+  CLI::App app{"ddp-train: data-parallel training (simple_nn, mlp, lenet5) with learning-rate scaling rules", "ddp-train"};
   app.add_option("--config", command_line.config_path, "YAML config file")->check(CLI::ExistingFile);
   app.add_option("overrides", command_line.overrides, "section.key=value overrides applied after the file");
   app.add_flag("--overwrite", command_line.overwrite, "reuse an output.dir that holds a previous run's results");

@@ -89,10 +89,13 @@ std::string dump_config(const Config& config) {
   YAML::Node root;
   for (const auto& field : config::schema()) {
     const std::string section = config::section_of(field.key);
+    // A list as a YAML list ([1024, 1024]), not as the text of one.
+    YAML::Node value = field.kind == config::Kind::IntegerList ? YAML::Load(field.show(config))
+                                                               : YAML::Node(field.show(config));
     if (section.empty()) {
-      root[field.key] = field.show(config);
+      root[field.key] = value;
     } else {
-      root[section][field.key.substr(section.size() + 1)] = field.show(config);
+      root[section][field.key.substr(section.size() + 1)] = value;
     }
   }
   YAML::Emitter out;

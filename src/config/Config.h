@@ -18,6 +18,7 @@ enum class Remainder { Drop, Pad };
 enum class NonFinitePolicy { Stop, Skip };
 enum class ResumePolicy { Never, Auto };
 enum class BatchNorm { None, Local, Sync };
+enum class ModelName { SimpleNN, Mlp, LeNet5 };
 enum class Compression { None, Fp16, Bf16, PowerSgd };
 
 struct DataConfig {
@@ -29,9 +30,13 @@ struct DataConfig {
 };
 
 struct ModelConfig {
-  // BatchNorm1d after the first Linear. local: each (virtual) rank normalises by its own
-  // batch, as Goyal et al. (the per-worker BN batch is part of the loss); sync: by the
-  // statistics of the whole global batch, as PyTorch's SyncBatchNorm.
+  // simple_nn: the article's model; mlp: Linear layers of `hidden` widths with ReLUs; lenet5:
+  // LeCun et al. 1998's convolutional net (see src/model/).
+  ModelName name = ModelName::SimpleNN;
+  std::vector<int64_t> hidden = {128};  // mlp only: the hidden layers' widths
+  // A batch norm after each hidden layer (before its ReLU). local: each (virtual) rank
+  // normalises by its own batch, as Goyal et al. (the per-worker BN batch is part of the
+  // loss); sync: by the statistics of the whole global batch, as PyTorch's SyncBatchNorm.
   BatchNorm batch_norm = BatchNorm::None;
 };
 
@@ -181,6 +186,9 @@ std::string to_string(ScalingRule rule);
 std::string to_string(OptimizerName name);
 std::string to_string(LrDecay decay);
 std::string to_string(BatchNorm batch_norm);
+std::string to_string(ModelName name);
+// The model in words, as summary.json and checkpoints name it: "simple_nn", "mlp [1024, 1024]", "lenet5".
+std::string describe(const ModelConfig& model);
 std::string to_string(Compression compression);
 
 // The decays whose lr goes down to lr.min_lr (cosine, cyclic): it must not exceed the scaled peak.

@@ -109,6 +109,40 @@ Field text(std::string key, std::string help, Ref<std::string> ref) {
   return {std::move(key), std::move(help), Kind::Text, "text", parse, show};
 }
 
+// A list of integers in [lo, hi], 1 to max_length of them: `[1024, 1024]`, in a file or an override.
+Field integer_list(std::string key, std::string help, Ref<std::vector<int64_t>> ref, int64_t lo, int64_t hi,
+                   size_t max_length) {
+  auto parse = [ref, lo, hi, max_length](Config& c, const YAML::Node& node) {
+    YAML::Node list = node;
+    if (node.IsScalar()) {  // the dump's quoted "[1024, 1024]", or a single width
+      try {
+        list = YAML::Load(node.Scalar());
+      } catch (const YAML::Exception&) {
+        throw "expected a list of integers such as [1024, 1024], got '" + node.Scalar() + "'";
+      }
+      if (list.IsScalar()) list = YAML::Load("[" + node.Scalar() + "]");
+    }
+    if (!list.IsSequence() || list.size() == 0 || list.size() > max_length)
+      throw "expected a list of 1 to " + std::to_string(max_length) + " integers such as [1024, 1024]";
+    std::vector<int64_t> values;
+    for (const auto& item : list) {
+      if (!item.IsScalar()) throw std::string("expected a list of integers, not a nested list or mapping");
+      const int64_t value = parse_integer<int64_t>(item.Scalar(), lo, hi);
+      if (value < lo || value > hi)
+        throw "value " + std::to_string(value) + " is out of range " + range_text(lo, hi);
+      values.push_back(value);
+    }
+    ref(c) = values;
+  };
+  auto show = [ref](const Config& c) {
+    std::string text;
+    for (const int64_t value : ref(const_cast<Config&>(c))) text += (text.empty() ? "" : ", ") + std::to_string(value);
+    return "[" + text + "]";
+  };
+  return {std::move(key), std::move(help), Kind::IntegerList,
+          "list of 1 to " + std::to_string(max_length) + " integers in " + range_text(lo, hi), parse, show};
+}
+
 // A step number, or "auto" (stored as kAutoStep): the end of the lr warmup.
 Field step_or_auto(std::string key, std::string help, Ref<int64_t> ref) {
   auto parse = [ref](Config& c, const YAML::Node& node) {
@@ -171,6 +205,8 @@ const std::vector<std::pair<std::string, Device>> kDevices = {
     {"auto", Device::Auto}, {"cpu", Device::Cpu}, {"cuda", Device::Cuda}};
 const std::vector<std::pair<std::string, Backend>> kBackends = {
     {"auto", Backend::Auto}, {"mpi", Backend::Mpi}, {"nccl", Backend::Nccl}};
+const std::vector<std::pair<std::string, ModelName>> kModelNames = {
+    {"simple_nn", ModelName::SimpleNN}, {"mlp", ModelName::Mlp}, {"lenet5", ModelName::LeNet5}};
 const std::vector<std::pair<std::string, BatchNorm>> kBatchNorms = {
     {"none", BatchNorm::None}, {"local", BatchNorm::Local}, {"sync", BatchNorm::Sync}};
 const std::vector<std::pair<std::string, Compression>> kCompressions = {
@@ -218,8 +254,15 @@ const std::vector<Field>& schema() {
            [](Config& c) -> std::string& { return c.data.dir; }),
       boolean("data.normalize", "standardise pixels with the dataset's mean and std",
               [](Config& c) -> bool& { return c.data.normalize; }),
+      choice<ModelName>("model.name",
+                        "simple_nn: Linear 784-128, ReLU, Linear 128-10 (the article's); mlp: Linear layers of "
+                        "model.hidden widths with ReLUs; lenet5: LeCun et al. 1998 (ReLU, max pooling)",
+                        [](Config& c) -> ModelName& { return c.model.name; }, kModelNames),
+      integer_list("model.hidden", "model.name=mlp: the widths of its hidden layers",
+                   [](Config& c) -> std::vector<int64_t>& { return c.model.hidden; }, 1, 65536, 16),
       choice<BatchNorm>("model.batch_norm",
-                        "BatchNorm1d after the first layer, normalising by each rank's batch or the global batch",
+                        "a batch norm after each hidden layer (simple_nn: the first Linear; lenet5: BatchNorm2d "
+                        "after each conv), normalising by each rank's batch or the global batch",
                         [](Config& c) -> BatchNorm& { return c.model.batch_norm; }, kBatchNorms),
       number<int64_t>("train.epochs", "epochs to train", [](Config& c) -> int64_t& { return c.train.epochs; }, 1,
                       100000),
@@ -379,7 +422,7 @@ std::string unknown_key_hint(const std::string& key) {
 void set_key(Config& config, const std::string& key, const YAML::Node& value, const std::string& where) {
   const Field* field = field_named(key);
   if (!field) throw InputError(where + ": unknown key '" + key + "'" + unknown_key_hint(key));
-  if (!value.IsScalar())
+  if (!value.IsScalar() && !(field->kind == Kind::IntegerList && value.IsSequence()))
     throw InputError(where + ": key '" + key + "' expects a single value, not a " +
                      (value.IsMap() ? "mapping" : value.IsSequence() ? "list" : "null"));
   try {
@@ -397,6 +440,16 @@ std::string to_string(ScalingRule rule) { return config::name_of(config::kRules,
 std::string to_string(OptimizerName name) { return config::name_of(config::kOptimizers, name); }
 std::string to_string(LrDecay decay) { return config::name_of(config::kDecays, decay); }
 std::string to_string(BatchNorm batch_norm) { return config::name_of(config::kBatchNorms, batch_norm); }
+std::string to_string(ModelName name) { return config::name_of(config::kModelNames, name); }
+
+std::string describe(const ModelConfig& model) {
+  if (model.name != ModelName::Mlp) return to_string(model.name);
+  return to_string(model.name) + " " + config::field_named("model.hidden")->show([&] {
+           Config config;
+           config.model = model;
+           return config;
+         }());
+}
 std::string to_string(Compression compression) { return config::name_of(config::kCompressions, compression); }
 
 std::vector<LrDecay> all_decays() {

@@ -16,7 +16,7 @@ class Node;
 namespace ddp::config {
 
 // What a key's value may be: how --help and the reference describe it.
-enum class Kind { Integer, Number, Boolean, Text, Choice, StepOrAuto };
+enum class Kind { Integer, Number, Boolean, Text, Choice, StepOrAuto, IntegerList };
 
 // One configurable key: how to read it from a YAML scalar and how to print it.
 struct Field {
@@ -25,6 +25,7 @@ struct Field {
   Kind kind;
   std::string values;  // the values it takes, in words: "integer in [1, 100000]", "none | linear | sqrt"
   std::function<void(Config&, const YAML::Node&)> parse;  // throws std::string on a bad value
+  // (a scalar; for Kind::IntegerList a sequence, or its flow text "[1024, 1024]" as the dump writes it)
   std::function<std::string(const Config&)> show;
 };
 
@@ -51,7 +52,7 @@ std::string keys_of_section(const std::string& section);
 std::string unknown_key_hint(const std::string& key);
 
 // Sets `key` of `config` from a YAML value; `where` (a file and line, or an override) starts
-// every error. Throws InputError for an unknown key, a non-scalar value or a bad value.
+// every error. Throws InputError for an unknown key, a non-scalar value (but a list's) or a bad value.
 void set_key(Config& config, const std::string& key, const YAML::Node& value, const std::string& where);
 
 }  // namespace ddp::config

@@ -114,6 +114,12 @@ void validate(const Config& config, const Origins& origins) {
   validate_adascale(config, origins);
   validate_sync(config, origins);
   validate_step_checks(config, origins);
+  // Widths given to a model that has none of its own would be silently ignored. (The default, [128],
+  // is simple_nn's own hidden layer: every dumped config holds it.)
+  if (config.model.name != ModelName::Mlp && config.model.hidden != ModelConfig{}.hidden)
+    throw InputError(origin_of(origins, {"model.hidden", "model.name"}) + ": key 'model.hidden' gives the widths of "
+                     "model.name=mlp's hidden layers, but model.name is " + to_string(config.model.name) +
+                     "; set model.name=mlp, or leave model.hidden out");
   // A batch of one normalises to exactly 0 (PyTorch refuses it in training); a sync batch is
   // the global one, which set-up checks once it knows the world size (check_run_shape).
   if (config.model.batch_norm == BatchNorm::Local && config.train.local_batch < 2)

@@ -72,10 +72,8 @@ struct SyncBatchNormFunction : torch::autograd::Function<SyncBatchNormFunction> 
   }
 };
 
-}  // namespace
-
-Tensor sync_batch_norm(const Tensor& x, torch::nn::BatchNorm1dImpl& bn, const ReplicaSum& sum,
-                       bool update_running_stats) {
+template <class Bn>
+Tensor sync_batch_norm_rows(const Tensor& x, Bn& bn, const ReplicaSum& sum, bool update_running_stats) {
   const variable_list out = SyncBatchNormFunction::apply(x, bn.weight, bn.bias, bn.options.eps(), sum);
   if (update_running_stats) {
     // As torch's batch norm: running = (1 - momentum) * running + momentum * batch statistic.
@@ -86,6 +84,22 @@ Tensor sync_batch_norm(const Tensor& x, torch::nn::BatchNorm1dImpl& bn, const Re
     bn.num_batches_tracked.add_(1);
   }
   return out[0];
+}
+
+}  // namespace
+
+Tensor sync_batch_norm(const Tensor& x, torch::nn::BatchNorm1dImpl& bn, const ReplicaSum& sum,
+                       bool update_running_stats) {
+  return sync_batch_norm_rows(x, bn, sum, update_running_stats);
+}
+
+Tensor sync_batch_norm(const Tensor& x, torch::nn::BatchNorm2dImpl& bn, const ReplicaSum& sum,
+                       bool update_running_stats) {
+  // Each position of each image a row of channels: [batch * height * width, channels], and back.
+  const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
+  const Tensor rows = x.permute({0, 2, 3, 1}).reshape({-1, channels});
+  const Tensor y = sync_batch_norm_rows(rows, bn, sum, update_running_stats);
+  return y.view({batch, height, width, channels}).permute({0, 3, 1, 2}).contiguous();
 }
 
 }  // namespace ddp

@@ -25,5 +25,9 @@ using ReplicaSum = std::function<void(torch::Tensor&)>;
 // the result is the gradient of the global batch's mean loss: see SyncBatchNorm.cpp.
 torch::Tensor sync_batch_norm(const torch::Tensor& x, torch::nn::BatchNorm1dImpl& bn, const ReplicaSum& sum,
                               bool update_running_stats = true);
+// The same for a conv's output [batch, channels, height, width]: per channel, over every replica's
+// batch and every position, as PyTorch's SyncBatchNorm (the running variance unbiased by that count).
+torch::Tensor sync_batch_norm(const torch::Tensor& x, torch::nn::BatchNorm2dImpl& bn, const ReplicaSum& sum,
+                              bool update_running_stats = true);
 
 }  // namespace ddp

@@ -44,6 +44,18 @@ std::string describe(const SyncOptions& options) {
   return text;
 }
 
+int64_t exchange_bytes(const SyncOptions& options, const std::vector<torch::Tensor>& parameters, int64_t extra_slots,
+                       int64_t step) {
+  int64_t gradients = 0;
+  for (const auto& p : parameters) gradients += p.numel();
+  const int64_t extras = extra_slots * int64_t(sizeof(float));  // float32 in every mode
+  if (options.compression == Compression::None || step < options.compression_start_step)
+    return gradients * int64_t(sizeof(float)) + extras;
+  if (options.compression == Compression::PowerSgd)
+    return PowerSgd::message_elements(options, parameters) * int64_t(sizeof(float)) + extras;
+  return gradients * 2 + extras;  // fp16, bf16
+}
+
 std::unique_ptr<GradientExchange> make_gradient_exchange(Communicator& comm, const SyncOptions& options,
                                                          const std::vector<torch::Tensor>& parameters) {
   switch (options.compression) {

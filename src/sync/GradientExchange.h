@@ -72,6 +72,12 @@ class GradientExchange {
   virtual bool per_rank_state() const { return false; }
 };
 
+// The bytes GradientExchange::exchange hands to collectives at `step` (the steps done before it)
+// for `parameters` and `extra_slots`, without a communicator: what --dry-run reports. Local SGD's
+// steps without an exchange are the synchroniser's business, not counted here.
+int64_t exchange_bytes(const SyncOptions& options, const std::vector<torch::Tensor>& parameters, int64_t extra_slots,
+                       int64_t step);
+
 std::unique_ptr<GradientExchange> make_gradient_exchange(Communicator& comm, const SyncOptions& options,
                                                          const std::vector<torch::Tensor>& parameters);
 

@@ -49,32 +49,46 @@ void orthonormalize_columns(torch::Tensor matrix, double epsilon) {
   }
 }
 
+PowerSgd::Selection PowerSgd::select(const SyncOptions& options, const std::vector<torch::Tensor>& parameters) {
+  Selection selection;
+  for (size_t k = 0; k < parameters.size(); ++k) {
+    const torch::Tensor& w = parameters[k];
+    if (w.dim() >= 2) {
+      const int64_t rows = w.size(0), cols = w.numel() / rows;
+      const int64_t rank = std::min({rows, cols, options.powersgd_rank});
+      // As powerSGD_hook's _should_compress: only a matrix that shrinks enough is worth the arithmetic.
+      if (double(rows * cols) > double((rows + cols) * rank) * options.powersgd_min_ratio) {
+        selection.matrices.push_back({k, rows, cols, rank, selection.p_size, selection.q_size});
+        selection.p_size += rows * rank;
+        selection.q_size += cols * rank;
+        continue;
+      }
+    }
+    selection.raw.push_back(k);
+  }
+  return selection;
+}
+
+int64_t PowerSgd::message_elements(const SyncOptions& options, const std::vector<torch::Tensor>& parameters) {
+  const Selection selection = select(options, parameters);
+  int64_t elements = selection.p_size + selection.q_size;
+  for (const size_t k : selection.raw) elements += parameters[k].numel();
+  return elements;
+}
+
 PowerSgd::PowerSgd(Communicator& comm, const SyncOptions& options, const std::vector<torch::Tensor>& parameters)
     : comm_(comm),
       plain_(comm),
       start_step_(options.compression_start_step),
       seed_(options.seed ^ kProjectionSeed),
       parameters_(parameters) {
-  int64_t p_size = 0, q_size = 0;
-  for (size_t k = 0; k < parameters_.size(); ++k) {
-    const torch::Tensor& w = parameters_[k];
-    if (w.dim() >= 2) {
-      const int64_t rows = w.size(0), cols = w.numel() / rows;
-      const int64_t rank = std::min({rows, cols, options.powersgd_rank});
-      // As powerSGD_hook's _should_compress: only a matrix that shrinks enough is worth the arithmetic.
-      if (double(rows * cols) > double((rows + cols) * rank) * options.powersgd_min_ratio) {
-        matrices_.push_back({k, rows, cols, rank, p_size, q_size});
-        p_size += rows * rank;
-        q_size += cols * rank;
-        continue;
-      }
-    }
-    raw_.push_back(k);
-  }
+  Selection selection = select(options, parameters_);
+  matrices_ = std::move(selection.matrices);
+  raw_ = std::move(selection.raw);
   const auto options_of = parameters_.front().options();
-  p_ = torch::zeros({p_size}, options_of);
-  q_ = torch::zeros({q_size}, options_of);
-  next_q_ = torch::zeros({q_size}, options_of);
+  p_ = torch::zeros({selection.p_size}, options_of);
+  q_ = torch::zeros({selection.q_size}, options_of);
+  next_q_ = torch::zeros({selection.q_size}, options_of);
   for (const Matrix& m : matrices_) {
     error_.push_back(torch::zeros({m.rows, m.cols}, options_of));
     next_error_.push_back(torch::zeros({m.rows, m.cols}, options_of));

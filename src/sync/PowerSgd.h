@@ -42,6 +42,9 @@ class PowerSgd final : public GradientExchange {
   int64_t compressed_elements() const;
   int64_t raw_elements() const;
   int64_t factor_elements() const { return p_.numel() + q_.numel(); }
+  // The float32 elements a compressed step sends for `parameters` (raw gradients and factors;
+  // the extra slots not included), without a communicator: what --dry-run reports.
+  static int64_t message_elements(const SyncOptions& options, const std::vector<torch::Tensor>& parameters);
 
  private:
   struct Matrix {
@@ -49,6 +52,14 @@ class PowerSgd final : public GradientExchange {
     int64_t rows, cols, rank;
     int64_t p_offset, q_offset;
   };
+  // Which parameters travel as factors (a weight of any shape [n, ...] as the matrix n x rest, as
+  // powerSGD_hook views a conv weight [out, in, k, k] as [out, in*k*k]) and which raw.
+  struct Selection {
+    std::vector<Matrix> matrices;
+    std::vector<size_t> raw;
+    int64_t p_size = 0, q_size = 0;
+  };
+  static Selection select(const SyncOptions& options, const std::vector<torch::Tensor>& parameters);
   torch::Tensor gradient(const Matrix& m) const;  // the parameter's .grad() as rows x cols
   torch::Tensor p_of(const Matrix& m) const { return p_.narrow(0, m.p_offset, m.rows * m.rank).view({m.rows, m.rank}); }
   torch::Tensor q_of(const torch::Tensor& q, const Matrix& m) const {

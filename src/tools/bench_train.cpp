@@ -4,7 +4,8 @@
 // noise; prints samples/s per rank and in total, the ratios, and the share of step
 // time spent in the gradient all-reduce. On a GPU (device=cuda) the data lives on the
 // device, each rank's step all-reduces over NCCL, and epochs are timed between device
-// synchronisations; --synthetic times an MNIST-sized epoch without the files.
+// synchronisations; --synthetic times an MNIST-sized epoch without the files. The model is the
+// config's (model.name), in both loops.
 // --batch-norm also times the step with each model.batch_norm (none, local, sync), in the
 // same rounds, and prints them side by side; --storage times it with the training set kept
 // as uint8 pixels (as the trainer keeps it) against float32 inputs (as it once did).
@@ -42,7 +43,7 @@ void wait_for_device(torch::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-double plain_epoch(ddp::SimpleNN& model, torch::optim::SGD& optimizer, const ddp::Split& data, int64_t batch,
+double plain_epoch(ddp::Model& model, torch::optim::SGD& optimizer, const ddp::Split& data, int64_t batch,
                    int64_t steps, int64_t epoch) {
   const torch::Device device = data.labels.device();
   const torch::Tensor order = torch::randperm(data.size(), torch::TensorOptions(torch::kInt64).device(device));
@@ -134,7 +135,7 @@ struct Bench {
   ddp::Split float_train;  // --storage: dataset.train converted whole, as the trainer once held it
   ddp::DistributedSampler sampler;
   int64_t batch, steps, check_every, noise_every;
-  ddp::SimpleNN plain_model;
+  ddp::Model plain_model;  // model.name's model, as the replica's
   torch::optim::SGD plain_optimizer;
   ddp::Replica replica;
   std::vector<std::unique_ptr<ddp::Replica>> bn_replicas;
@@ -153,7 +154,7 @@ struct Bench {
         steps(sampler.steps_per_epoch()),
         check_every(ddp::resolve_check_every(c, d)),
         noise_every(std::max<int64_t>(1, c.metrics.noise_scale_every)),
-        plain_model(ddp::make_simple_nn(uint64_t(c.train.seed))),
+        plain_model(ddp::make_model(c.model, uint64_t(c.train.seed))),
         plain_optimizer(plain_model->parameters(), torch::optim::SGDOptions(c.optim.base_lr)),
         replica(c, cm, d) {
     plain_model->to(device);

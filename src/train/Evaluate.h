@@ -3,7 +3,7 @@
 
 #include "comm/Communicator.h"
 #include "data/Dataset.h"
-#include "model/SimpleNN.h"
+#include "model/Model.h"
 
 namespace ddp {
 
@@ -17,6 +17,6 @@ struct Evaluation {
 // twice); sums of loss and correct answers are all-reduced, so every rank returns the
 // result over the full split. The model runs in eval mode (a BN uses its running
 // statistics, which must agree on every rank: Replica::sync_buffers).
-Evaluation evaluate(SimpleNN& model, const Split& split, Communicator& comm);
+Evaluation evaluate(Model& model, const Split& split, Communicator& comm);
 
 }  // namespace ddp

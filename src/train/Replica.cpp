@@ -10,8 +10,8 @@
 namespace ddp {
 namespace {
 
-SimpleNN build_model(const Config& config, torch::Device device) {
-  SimpleNN model = make_simple_nn(uint64_t(config.train.seed), config.model.batch_norm);
+Model build_model(const Config& config, torch::Device device) {
+  Model model = make_model(config.model, uint64_t(config.train.seed));
   model->to(device);
   return model;
 }
@@ -25,9 +25,9 @@ constexpr int64_t kSmallNormSlot = 0;
 constexpr int64_t kHealthSlot = 1;
 constexpr int64_t kStopSlot = 2;
 constexpr int64_t kLossSlot = 3;
-constexpr int64_t kExtraSlots = 4;
+static_assert(Replica::kExtraSlots == 4);
 
-torch::Device device_of(const SimpleNN& model) { return model->parameters().front().device(); }
+torch::Device device_of(const Model& model) { return model->parameters().front().device(); }
 
 // Copies `from` into `copies`, allocated on first use and reused after.
 void copy_into(std::vector<torch::Tensor>& copies, const std::vector<torch::Tensor>& from) {
@@ -75,6 +75,7 @@ ExchangeState read_exchange_state(torch::serialize::InputArchive& archive, const
 
 Replica::Replica(const Config& config, Communicator& comm, torch::Device device, int64_t warmup_steps)
     : comm_(comm),
+      model_config_(config.model),
       model_(build_model(config, device)),
       micro_batches_(int(config.train.virtual_ranks)),
       // Sync batch norm over virtual ranks: the v micro-batches normalise by the statistics of
@@ -287,7 +288,7 @@ void Replica::load_state(const std::map<std::string, std::string>& blobs) {
   torch::serialize::InputArchive model_archive, optimizer_archive;
   std::istringstream model_bytes(blobs.at("model")), optimizer_bytes(blobs.at("optimizer"));
   model_archive.load_from(model_bytes, torch::kCPU);
-  SimpleNN loaded(model_->batch_norm());
+  const Model loaded = make_model_shapes(model_config_);
   loaded->load(model_archive);
   copy_state(loaded->parameters(), model_->parameters(), "parameter");
   copy_state(loaded->buffers(), model_->buffers(), "buffer");

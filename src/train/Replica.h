@@ -14,7 +14,7 @@
 #include "comm/Communicator.h"
 #include "config/Config.h"
 #include "data/Dataset.h"
-#include "model/SimpleNN.h"
+#include "model/Model.h"
 #include "sync/GradientSynchronizer.h"
 #include "train/Optimizer.h"
 
@@ -63,7 +63,10 @@ struct StepResult {
 
 class Replica {
  public:
-  // Builds SimpleNN from `config.train.seed` (and model.batch_norm) on `device`, then
+  // Scalars that ride at the end of every gradient exchange (see Replica.cpp).
+  static constexpr int64_t kExtraSlots = 4;
+
+  // Builds model.name's model from `config.train.seed` (and model.batch_norm) on `device`, then
   // broadcasts rank 0's parameters and buffers so every replica starts identical whatever
   // the seed did. `warmup_steps`: where comm.*_start_step "auto" starts compression or local SGD.
   Replica(const Config& config, Communicator& comm, torch::Device device, int64_t warmup_steps = 0);
@@ -120,8 +123,8 @@ class Replica {
   // as if nothing happened); otherwise the replica as it is.
   void with_agreed_model(int64_t steps_done, const std::function<void()>& use);
 
-  SimpleNN& model() { return model_; }
-  const SimpleNN& model() const { return model_; }
+  Model& model() { return model_; }
+  const Model& model() const { return model_; }
   const StepTimes& times() const { return times_; }
   void reset_times() { times_ = {}; }
 
@@ -138,7 +141,8 @@ class Replica {
   void sum_batch_statistics(torch::Tensor& statistics);
 
   Communicator& comm_;
-  SimpleNN model_;
+  ModelConfig model_config_;
+  Model model_;
   int micro_batches_;  // train.virtual_ranks
   bool one_pass_;      // the whole batch in one forward and backward (no micro-batches, or sync batch norm)
   torch::optim::SGD optimizer_;

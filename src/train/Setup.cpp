@@ -13,12 +13,13 @@
 #include "common/Errors.h"
 #include "common/Version.h"
 #include "data/DistributedSampler.h"
-#include "model/SimpleNN.h"
+#include "model/Model.h"
 #include "runtime/Device.h"
 #include "schedule/LrSchedule.h"
 #include "schedule/TrainingSchedule.h"
 #include "sync/GradientExchange.h"
 #include "train/Consistency.h"
+#include "train/Replica.h"
 #include "train/TrainingState.h"
 
 namespace ddp {
@@ -178,7 +179,7 @@ Fingerprint fingerprint_of(const PreparedRun& run) {
   fingerprint.emplace_back("training device type", run.device.is_cuda() ? "cuda" : "cpu");
   fingerprint.emplace_back("training set size", std::to_string(run.dataset.train.size()));
   fingerprint.emplace_back("test set size", std::to_string(run.dataset.test.size()));
-  const SimpleNN model(run.config.model.batch_norm);
+  const Model model = make_model_shapes(run.config.model);
   fingerprint.emplace_back("model parameter count", std::to_string(parameter_count(*model)));
   fingerprint.emplace_back("model buffer count", std::to_string(model->buffers().size()));
   return fingerprint;
@@ -245,6 +246,26 @@ void check_everything(const CommandLine& command_line, Communicator& control, in
   });
 }
 
+// What one step hands to collectives, as summary.json's comm_bytes_per_step counts it (sync batch
+// norm's statistics aside): "407096 a step", "52768 a step from step 10 (407096 before)", or under
+// local SGD "16 a step (the flags) and the parameters' 407080 every 4 steps".
+std::string describe_step_bytes(const SyncOptions& sync, const std::vector<torch::Tensor>& parameters) {
+  const int64_t first = exchange_bytes(sync, parameters, Replica::kExtraSlots, 0);
+  const int64_t later = exchange_bytes(sync, parameters, Replica::kExtraSlots, sync.compression_start_step);
+  std::string text = later == first ? fmt::format("{} a step", first)
+                                    : fmt::format("{} a step from step {} ({} before)", later,
+                                                  sync.compression_start_step, first);
+  if (sync.local_sgd_period == 0) return text;
+  // A local step sends only the flags; the parameters travel every period.
+  int64_t parameter_bytes = 0;
+  for (const auto& p : parameters) parameter_bytes += p.numel() * int64_t(sizeof(float));
+  const std::string local = fmt::format("{} a step (the flags) and the parameters' {} every {} steps",
+                                        Replica::kExtraSlots * int64_t(sizeof(float)), parameter_bytes,
+                                        sync.local_sgd_period);
+  if (sync.local_sgd_start_step == 0) return local;
+  return fmt::format("{} until step {}, then {}", text, sync.local_sgd_start_step, local);
+}
+
 // What the run would be, as --dry-run prints it.
 std::string describe_run(const PreparedRun& run, const ResumeSource& source, const CommandLine& command_line,
                          int world_size) {
@@ -269,7 +290,12 @@ std::string describe_run(const PreparedRun& run, const ResumeSource& source, con
   text += fmt::format("  lr          rule {}: base {:g} at batch {} -> peak {:.5g}, warmup {} steps, decay {}\n",
                       to_string(c.lr.rule), c.optim.base_lr, c.lr.base_batch, schedule.peak(), schedule.warmup_steps(),
                       to_string(c.lr.decay));
-  text += fmt::format("  gradients   {}\n", describe(sync_options(c, schedule.warmup_steps())));
+  const Model model = make_model_shapes(c.model);
+  text += fmt::format("  model       {}: {} parameters, batch norm {}\n", describe(c.model), parameter_count(*model),
+                      to_string(c.model.batch_norm));
+  const SyncOptions sync = sync_options(c, schedule.warmup_steps());
+  text += fmt::format("  gradients   {}\n", describe(sync));
+  text += "  bytes       " + describe_step_bytes(sync, model->parameters()) + "\n";
   const bool checkpoints = c.checkpoint.every_steps > 0 || c.checkpoint.every_epochs > 0;
   const fs::path run_dir = c.output.dir.empty() ? fs::path("runs/<timestamp>") : fs::path(c.output.dir);
   const std::string cadence = c.checkpoint.every_steps > 0 ? fmt::format("{} steps", c.checkpoint.every_steps)

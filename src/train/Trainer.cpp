@@ -509,7 +509,9 @@ void Trainer::save_checkpoint(TrainingPosition at, const torch::Tensor& loss_sum
                              sampler_.steps_per_epoch(),
                              train_.size(),
                              dump_config(config_),
-                             replica_.parameters_crc32()};
+                             replica_.parameters_crc32(),
+                             describe(config_.model),
+                             parameter_shapes(*replica_.model())};
   TrainingCheckpoint checkpoint;
   checkpoint.blobs = replica_.save_state();
   for (const auto& [name, bytes] : own_state) checkpoint.blobs.merge(every_rank[name]);
@@ -553,6 +555,7 @@ nlohmann::json Trainer::summary(const TrainingResult& result) const {
                             {"global_batch", sampler_.global_batch()},
                             {"lr_rule", to_string(config_.lr.rule)},
                             {"optimizer", to_string(config_.optim.name)},
+                            {"model", describe(config_.model)},
                             {"batch_norm", to_string(config_.model.batch_norm)},
                             {"base_lr", config_.optim.base_lr},
                             {"base_batch", config_.lr.base_batch},

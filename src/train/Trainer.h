@@ -79,7 +79,7 @@ class Trainer {
   // any rank stops every rank together at the next flag check, with a checkpoint.
   TrainingResult run(const std::function<bool()>& stop_requested = {});
 
-  SimpleNN& model() { return replica_.model(); }
+  Model& model() { return replica_.model(); }
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "common/Errors.h"
+#include "model/Model.h"
 
 namespace ddp {
 namespace {
@@ -73,6 +74,19 @@ void check_run_length_kept(const Config& saved, const Config& config, const std:
       source, saved.train.epochs, config.train.epochs, to_string(config.lr.decay), saved.train.epochs, free));
 }
 
+// A checkpoint's tensors fit only the model that wrote them: refused by name and shapes before
+// any tensor is read (a config without model.name is simple_nn's, as before it existed).
+void check_same_model(const RunIdentity& was, const ModelConfig& model, const std::string& source) {
+  const std::string now = describe(model);
+  const std::string shapes = parameter_shapes(*make_model_shapes(model));
+  if (was.model == now && (was.model_shapes.empty() || was.model_shapes == shapes)) return;
+  throw InputError(fmt::format(
+      "{}: written by model {} ({}); this run builds model {} ({}). A checkpoint resumes only the model that "
+      "wrote it: resume with the run's own model keys (ddp-train --resume output.dir=DIR reads them from its "
+      "config.yaml), or start a new output.dir",
+      source, was.model, was.model_shapes.empty() ? "shapes not recorded" : was.model_shapes, now, shapes));
+}
+
 template <class T>
 T read_meta(const nlohmann::json& meta, const std::string& source) {
   try {
@@ -91,7 +105,13 @@ nlohmann::json checkpoint_meta(const RunIdentity& identity, const TrainingPositi
 }
 
 RunIdentity identity_of(const TrainingCheckpoint& checkpoint, const std::string& source) {
-  return read_meta<RunIdentity>(checkpoint.meta, source);
+  // Written before model.name: SimpleNN was the only model; its shapes unrecorded (not compared).
+  if (!checkpoint.meta.is_object() || checkpoint.meta.contains("model"))
+    return read_meta<RunIdentity>(checkpoint.meta, source);
+  nlohmann::json meta = checkpoint.meta;
+  meta["model"] = "simple_nn";
+  meta["model_shapes"] = "";
+  return read_meta<RunIdentity>(meta, source);
 }
 
 TrainingPosition position_of(const TrainingCheckpoint& checkpoint, const std::string& source) {
@@ -116,6 +136,7 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
   } catch (const CheckpointError& e) {
     throw InputError(e.what());
   }
+  check_same_model(was, config.model, source);
   const int64_t simulated = int64_t(world_size) * config.train.virtual_ranks;
   const int64_t was_simulated = was.world_size * was.virtual_ranks;
   if (was.local_batch != config.train.local_batch)

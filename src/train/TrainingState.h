@@ -27,9 +27,11 @@ struct RunIdentity {
   int64_t train_samples = 0;
   std::string config;            // dump_config of the run
   std::string parameters_crc32;  // of the parameters saved with it
+  std::string model;             // describe(ModelConfig): "simple_nn", "mlp [1024, 1024]", "lenet5"
+  std::string model_shapes;      // parameter_shapes of the model: every parameter and buffer, named
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunIdentity, version, world_size, virtual_ranks, local_batch, global_batch,
-                                   steps_per_epoch, train_samples, config, parameters_crc32)
+                                   steps_per_epoch, train_samples, config, parameters_crc32, model, model_shapes)
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GradientNoiseScale::State, g2_ema, s_ema, weight, samples)
 

@@ -146,6 +146,34 @@ TEST(Config, BatchNormIsAModelKeyWithThreeModes) {
   EXPECT_TRUE(has(error_of("model: sync\n"), "'model' is a section and must be a mapping of its keys"));
 }
 
+TEST(Config, ModelNameAndAnMlpsWidths) {
+  EXPECT_EQ(load_config("", {}).model.name, ModelName::SimpleNN);
+  EXPECT_EQ(load_config("", {"model.name=lenet5"}).model.name, ModelName::LeNet5);
+  const Config mlp = parse_config("model: {name: mlp, hidden: [1024, 1024]}\n", "t");
+  EXPECT_EQ(mlp.model.hidden, (std::vector<int64_t>{1024, 1024}));
+  EXPECT_EQ(load_config("", {"model.name=mlp", "model.hidden=[300, 100]"}).model.hidden,
+            (std::vector<int64_t>{300, 100}));
+  EXPECT_EQ(load_config("", {"model.name=mlp", "model.hidden=512"}).model.hidden, (std::vector<int64_t>{512}));
+  // The dump writes the list as a list, and reads back to it.
+  const std::string dumped = dump_config(mlp);
+  EXPECT_TRUE(has(dumped, "hidden: [1024, 1024]")) << dumped;
+  EXPECT_EQ(parse_config(dumped, "dumped").model.hidden, mlp.model.hidden);
+  std::string e = error_of("model: {name: mlp, hidden: [1024, 0]}\n");
+  EXPECT_TRUE(has(e, "test.yaml:1: key 'model.hidden': value 0 is out of range [1, 65536]")) << e;
+  e = error_of("model: {name: mlp, hidden: [[1], 2]}\n");
+  EXPECT_TRUE(has(e, "key 'model.hidden': expected a list of integers, not a nested list")) << e;
+  e = override_error_of({"model.name=mlp", "model.hidden=[]"});
+  EXPECT_TRUE(has(e, "key 'model.hidden': expected a list of 1 to 16 integers")) << e;
+  e = error_of("model: {name: lenet, hidden: [1]}\n");
+  EXPECT_TRUE(has(e, "key 'model.name': expected one of simple_nn | mlp | lenet5, got 'lenet'")) << e;
+  // Widths for a model without any would be silently ignored.
+  e = error_of("model: {hidden: [256]}\n");
+  EXPECT_TRUE(has(e, "test.yaml:1: key 'model.hidden' gives the widths of model.name=mlp's hidden layers, but "
+                     "model.name is simple_nn"))
+      << e;
+  EXPECT_TRUE(has(error_of("model: {name: mlp, batch_norm: {x: 1}}\n"), "expects a single value, not a mapping"));
+}
+
 TEST(Config, LocalBatchNormNeedsTwoSamplesPerRank) {
   const std::string e = error_of("model: {batch_norm: local}\n", {"train.local_batch=1"});
   EXPECT_TRUE(has(e, "test.yaml:1 and override 'train.local_batch=1': key 'train.local_batch' is 1 but "

@@ -68,6 +68,54 @@ TEST(PowerSgd, FullRankIsExact) {
   }
 }
 
+// A conv weight [out, in, k, k] travels as the matrix [out, in*k*k], as powerSGD_hook views it
+// (lenet5's two convs): at full rank, exact.
+TEST(PowerSgd, FullRankIsExactOnAConvWeight) {
+  SingleRankCommunicator comm;
+  Model model({{6, 1, 5, 5}, {6}, {16, 6, 5, 5}, {16}}, 4);
+  PowerSgd exchange(comm, powersgd(16, /*min_ratio=*/0.0), model.parameters);
+  ASSERT_EQ(exchange.compressed_elements(), 6 * 25 + 16 * 150);
+  ASSERT_EQ(exchange.factor_elements(), (6 + 25) * 6 + (16 + 150) * 16) << "ranks min(rows, cols): 6 and 16";
+  for (uint64_t step = 0; step < 3; ++step) {
+    model.random_gradients(step);
+    const auto before = model.gradients();
+    exchange.exchange(model.buckets, int64_t(step));
+    exchange.commit();
+    const auto after = model.gradients();
+    for (size_t k = 0; k < before.size(); ++k) {
+      EXPECT_EQ(after[k].sizes(), before[k].sizes());
+      EXPECT_LT(relative_error(after[k], before[k]), 1e-5) << "parameter " << k << ", step " << step;
+    }
+  }
+  // Below full rank the conv weight is approximated, not passed through.
+  PowerSgd rank_two(comm, powersgd(2, 0.0), model.parameters);
+  model.random_gradients(7);
+  const auto before = model.gradients();
+  rank_two.exchange(model.buckets, 0);
+  EXPECT_GT(relative_error(model.gradients()[2], before[2]), 0.1);
+}
+
+// What --dry-run reports (exchange_bytes, from the shapes alone) is what each mode's exchange
+// hands to collectives, before and after its start step.
+TEST(ExchangeBytes, AreWhatEachModeSends) {
+  SingleRankCommunicator comm;
+  std::vector<SyncOptions> modes(4);
+  modes[1].compression = Compression::Fp16;
+  modes[2].compression = Compression::Bf16;
+  modes[3] = powersgd(2);
+  for (SyncOptions& options : modes) {
+    options.compression_start_step = 1;
+    Model model({{6, 1, 5, 5}, {6}, {16, 6, 5, 5}, {16}, {120, 400}, {120}, {10, 120}, {10}}, 4);
+    const auto exchange = make_gradient_exchange(comm, options, model.parameters);
+    for (int64_t step = 0; step < 2; ++step) {
+      model.random_gradients(uint64_t(step));
+      EXPECT_EQ(exchange->exchange(model.buckets, step), exchange_bytes(options, model.parameters, 4, step))
+          << to_string(options.compression) << ", step " << step;
+      exchange->commit();
+    }
+  }
+}
+
 TEST(PowerSgd, ARankOneGradientIsRecoveredByRankOne) {
   SingleRankCommunicator comm;
   Model model({{20, 30}}, 0);

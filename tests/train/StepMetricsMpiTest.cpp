@@ -81,7 +81,7 @@ double first_global_batch_loss(const Config& config, const Dataset& data, int64_
   const DistributedSampler whole(data.train.size(), 1, 0, global_batch, config.train.shuffle,
                                  uint64_t(config.train.seed), config.train.remainder);
   const Split batch = data.train.rows(whole.indices(0).narrow(0, 0, global_batch));
-  SimpleNN model = make_simple_nn(uint64_t(config.train.seed));
+  const Model model = make_model(config.model, uint64_t(config.train.seed));
   torch::NoGradGuard no_grad;
   return torch::nn::functional::cross_entropy(model->forward(batch.images), batch.labels).item<double>();
 }

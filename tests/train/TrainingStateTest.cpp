@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/Errors.h"
+#include "model/Model.h"
 
 namespace ddp {
 namespace {
@@ -67,6 +68,8 @@ TrainingCheckpoint checkpoint_of(const Config& config) {
   identity.steps_per_epoch = 62;
   identity.train_samples = 8000;
   identity.config = dump_config(config);
+  identity.model = describe(config.model);
+  identity.model_shapes = parameter_shapes(*make_model_shapes(config.model));
   TrainingPosition at;
   at.step = 77;
   return through_a_file(identity, at);
@@ -117,6 +120,28 @@ TEST(TrainingState, MoreEpochsOnResumeAreAllowedWhereTheLrDependsOnTheStepAlone)
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("key 'lr.decay' was constant"), std::string::npos) << e.what();
   }
+}
+
+// A checkpoint resumes only the model that wrote it, named with its shapes; one written before
+// model.name existed is simple_nn's.
+TEST(TrainingState, AnotherModelIsRefusedByNameAndShapes) {
+  const Config lenet = parse_config("model: {name: lenet5}\n", "test");
+  const Config mlp = parse_config("model: {name: mlp, hidden: [256, 64]}\n", "test");
+  EXPECT_NO_THROW(check_resume_compatible(checkpoint_of(lenet), lenet, 2, 8000, "ckpt"));
+  try {
+    check_resume_compatible(checkpoint_of(lenet), mlp, 2, 8000, "ckpt");
+    ADD_FAILURE() << "resumed lenet5's checkpoint as an mlp";
+  } catch (const InputError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("ckpt: written by model lenet5 (conv1.weight [6, 1, 5, 5]"), std::string::npos) << message;
+    EXPECT_NE(message.find("this run builds model mlp [256, 64] (fc1.weight [256, 784]"), std::string::npos) << message;
+  }
+  TrainingCheckpoint older = checkpoint_of(Config{});
+  older.meta.erase("model");
+  older.meta.erase("model_shapes");
+  EXPECT_EQ(identity_of(older, "old").model, "simple_nn");
+  EXPECT_NO_THROW(check_resume_compatible(older, Config{}, 2, 8000, "old"));
+  EXPECT_THROW(check_resume_compatible(older, lenet, 2, 8000, "old"), InputError);
 }
 
 }  // namespace
