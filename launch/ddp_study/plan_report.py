@@ -43,7 +43,8 @@ def steps_model(plan, prediction, rows, dataset):
     choice = sweep_statistics.lr_choice(rows, dataset)
     plain = {g: lr for (mode, g), (lr, _) in choice.items() if mode == "none"}
     return sweep_statistics.steps_model(prediction["fit"], plain, prediction.get("modes", {}),
-                                        prediction.get("start_step", plan["mode_start_step"]), plan["max_real_ranks"])
+                                        prediction.get("start_step", plan["mode_start_step"]), plan["max_real_ranks"],
+                                        plan.get("messages", planner.SIMPLE_NN))
 
 
 def reading(row, key):
@@ -410,10 +411,15 @@ def dataset_section(plan, d, rows, bench, prediction, size, out):
 def write_report(plan, out, rows, bench, predictions, sizes, command_line_, date, seconds):
     """Writes report.md and the plots; returns the recommendation entries of every network and compute."""
     ok = sum(r["status"] == "ok" for r in rows)
+    replanned = "--plan-only" in command_line_.split()
+    made = (f"Planned again by `{command_line_}` on {date} from this folder's measurements (bench.json, "
+            f"predictions.json, runs.json; `{command_line_.replace(' --plan-only', '')}` measures them again: "
+            f"{ok} of {len(rows)} runs completed{retried_clause(rows)}, "
+            if replanned else
+            f"Made by `{command_line_}` on {date} ({ok} of {len(rows)} runs completed{retried_clause(rows)}; "
+            f"{seconds / 60:.0f} minutes for this invocation, ")
     lines = [f"# Time to accuracy at any scale: {plan['name']}", "",
-             f"Made by `{command_line_}` on {date} ({ok} of {len(rows)} runs completed{retried_clause(rows)}; "
-             f"{seconds / 60:.0f} minutes for this invocation, "
-             f"the runs' own training time {total_minutes(rows, 'train_seconds'):.0f} minutes). "
+             made + f"the runs' own training time {total_minutes(rows, 'train_seconds'):.0f} minutes). "
              f"Predictions written at: " + ", ".join(f"{n} {p['written_at']}" for n, p in predictions.items()) +
              " (predictions.json), each before the runs it predicts.", ""]
     all_verdicts, all_recs, images, entries = [], [], [], []

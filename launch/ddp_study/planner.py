@@ -200,51 +200,88 @@ def bucket_tokens(network, eval_every=0, exchange_every=1):
     return burst * min(1.0, exchange_every / eval_every)
 
 
-# What one step of SimpleNN (101,770 parameters, 138 of them in biases) sends in each mode: a list of
-# phases, each a list of messages posted together (their bytes), phases one after the other.
-GRADIENT_FLOATS, BIAS_FLOATS, FLAGS = 101770, 138, 4
-POWERSGD_ROWS, POWERSGD_COLS = 128 + 10, 784 + 128  # P's rows and Q's rows over both weight matrices
+FLAGS = 4  # the float32 flags every exchange carries (train/Replica's extra slots)
 
 
-def exchange_phases(mode):
+class Messages:
+    """What one step of a model sends, from its parameters' shapes (as ddp-train --dry-run's `parameters`
+    line lists them): its gradients, and which of them PowerSGD sends raw and which as factors, by
+    src/sync/PowerSgd.cpp's rule (a tensor [n, ...] of 2 or more dimensions is the matrix n x rest, of rank
+    r' = min(n, rest, r), compressed where n x rest > (n + rest) r' x min_ratio)."""
+
+    def __init__(self, name, shapes, min_ratio=2.0):
+        self.name, self.shapes, self.min_ratio = name, [tuple(s) for s in shapes], min_ratio
+        self.gradient_floats = sum(math.prod(s) for s in self.shapes)
+
+    def powersgd(self, rank):
+        """(raw floats, P's floats, Q's floats) of one PowerSGD exchange at `rank`."""
+        raw = p = q = 0
+        for shape in self.shapes:
+            n = math.prod(shape)
+            if len(shape) >= 2:
+                rows, cols = shape[0], n // shape[0]
+                r = min(rows, cols, rank)
+                if rows * cols > (rows + cols) * r * self.min_ratio:
+                    p, q = p + rows * r, q + cols * r
+                    continue
+            raw += n
+        return raw, p, q
+
+
+SIMPLE_NN = Messages("simple_nn", [(128, 784), (128,), (10, 128), (10,)])
+
+
+def parse_messages(dry_run_output):
+    """A Messages from ddp-train --dry-run's `model` and `parameters` lines; None where they are missing."""
+    import re
+    model = re.search(r"^  model +(.+?): \d+ parameters", dry_run_output, re.M)
+    listed = re.search(r"^  parameters +(.+)$", dry_run_output, re.M)
+    if not model or not listed:
+        return None
+    shapes = [tuple(int(d) for d in dims.split(",")) for dims in re.findall(r"\[([\d, ]+)\]", listed.group(1))]
+    return Messages(model.group(1), shapes)
+
+
+def exchange_phases(mode, messages=SIMPLE_NN):
     """mode: one of MODES. Returns (phases, share): the messages of one exchange and the share of steps
     that send them (local SGD averages every H steps; its flags travel every step and are one more phase)."""
+    gradients = messages.gradient_floats
     if mode == "none":
-        return [[4 * (GRADIENT_FLOATS + FLAGS)]], 1.0
+        return [[4 * (gradients + FLAGS)]], 1.0
     if mode in ("fp16", "bf16"):
-        return [[2 * GRADIENT_FLOATS, 4 * FLAGS]], 1.0
+        return [[2 * gradients, 4 * FLAGS]], 1.0
     kind, _, value = mode.partition(":")
     if kind == "powersgd":
-        r = int(value or 2)
-        return [[4 * (BIAS_FLOATS + FLAGS), 4 * POWERSGD_ROWS * r], [4 * POWERSGD_COLS * r]], 1.0
+        raw, p, q = messages.powersgd(int(value or 2))
+        return [[4 * (raw + FLAGS), 4 * p], [4 * q]], 1.0
     if kind == "local":
-        return [[4 * GRADIENT_FLOATS]], 1.0 / int(value)
+        return [[4 * gradients]], 1.0 / int(value)
     raise ValueError(f"unknown exchange mode '{mode}'")
 
 
-def sizes_sent(modes=MODES):
+def sizes_sent(modes=MODES, messages=SIMPLE_NN):
     """Every all-reduce size the model prices: each phase of each mode (its messages' bytes added, as
     exchange_seconds adds them), and local SGD's flags."""
     sizes = {4 * FLAGS for m in modes if is_local_sgd(m)}
     for mode in modes:
-        sizes |= {sum(p) for p in exchange_phases(mode)[0]}
+        sizes |= {sum(p) for p in exchange_phases(mode, messages)[0]}
     return sorted(sizes)
 
 
-def bytes_per_step(mode):
-    phases, share = exchange_phases(mode)
+def bytes_per_step(mode, messages=SIMPLE_NN):
+    phases, share = exchange_phases(mode, messages)
     extra = 4 * FLAGS if is_local_sgd(mode) else 0
     return sum(sum(p) for p in phases) * share + extra
 
 
-def exchange_seconds(mode, ranks, network, overhead=0.0, eval_every=0):
+def exchange_seconds(mode, ranks, network, overhead=0.0, eval_every=0, messages=SIMPLE_NN):
     """One step's gradient exchange: every phase's messages (posted together: their latencies overlap,
     their bytes add up), the phases one after the other, plus `overhead` (the mode's own arithmetic).
     On a capped link what its bucket holds (bucket_tokens, evaluated every eval_every steps) leaves at
     the line's speed."""
     if ranks <= 1:
         return 0.0
-    phases, share = exchange_phases(mode)
+    phases, share = exchange_phases(mode, messages)
     tokens = bucket_tokens(network, eval_every, 1 / share)
     saved_per_byte = network["beta"] - network.get("line_beta", network["beta"])
     seconds = 0.0
@@ -274,9 +311,10 @@ def compute_seconds(compute, local_batch, virtual_ranks=1):
     return virtual_ranks * (compute["intercept"] + compute["per_sample"] * local_batch)
 
 
-def step_seconds(compute, network, ranks, local_batch, virtual_ranks=1, mode="none", overhead=0.0, eval_every=0):
+def step_seconds(compute, network, ranks, local_batch, virtual_ranks=1, mode="none", overhead=0.0, eval_every=0,
+                 messages=SIMPLE_NN):
     return compute_seconds(compute, local_batch, virtual_ranks) + exchange_seconds(mode, ranks, network, overhead,
-                                                                                   eval_every)
+                                                                                   eval_every, messages)
 
 
 def run_seconds(steps, start_step, plain_step, mode_step):
@@ -315,8 +353,9 @@ class StepsModel:
     "ranks": the ranks local SGD's runs had}}; none's lrs span the global batches the sweep measured,
     and the plan leaves out the batches outside them."""
 
-    def __init__(self, s_min, b_crit, modes, start_step):
+    def __init__(self, s_min, b_crit, modes, start_step, messages=SIMPLE_NN):
         self.s_min, self.b_crit, self.modes, self.start_step = s_min, b_crit, modes, start_step
+        self.messages = messages  # what a step of the dataset's model sends
         self.batches = (min(modes["none"]["lrs"]), max(modes["none"]["lrs"]))
 
     def covers(self, batch):
@@ -340,9 +379,9 @@ def predict(model, compute, network, ranks, local_batch, mode="none", overheads=
     in `mode`: plain steps before the mode's start step, the mode's after."""
     steps = model.steps(mode, ranks * virtual_ranks * local_batch)
     plain = step_seconds(compute, network, ranks, local_batch, virtual_ranks, "none",
-                         mode_overhead(overheads, "none"), eval_every)
+                         mode_overhead(overheads, "none"), eval_every, model.messages)
     step = step_seconds(compute, network, ranks, local_batch, virtual_ranks, mode, mode_overhead(overheads, mode),
-                        eval_every)
+                        eval_every, model.messages)
     seconds = run_seconds(steps, 0 if mode == "none" else model.start_step, plain, step)
     return {"steps": steps, "step_seconds": seconds / steps, "seconds": seconds}
 

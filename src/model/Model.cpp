@@ -50,9 +50,10 @@ int64_t parameter_count(const torch::nn::Module& module) {
   return count;
 }
 
-std::string parameter_shapes(const torch::nn::Module& module) {
+std::string parameter_shapes(const torch::nn::Module& module, bool with_buffers) {
   std::string text;
-  for (const auto& items : {module.named_parameters(), module.named_buffers()})
+  const auto buffers = with_buffers ? module.named_buffers() : torch::OrderedDict<std::string, torch::Tensor>();
+  for (const auto& items : {module.named_parameters(), buffers})
     for (const auto& item : items)
       text += fmt::format("{}{} [{}]", text.empty() ? "" : ", ", item.key(), fmt::join(item.value().sizes(), ", "));
   return text;

@@ -50,7 +50,8 @@ Model make_model(const ModelConfig& config, uint64_t seed);
 Model make_model_shapes(const ModelConfig& config);
 
 int64_t parameter_count(const torch::nn::Module& module);
-// "fc1.weight [128, 784], fc1.bias [128], ...": the parameters and buffers, what a checkpoint records.
-std::string parameter_shapes(const torch::nn::Module& module);
+// "fc1.weight [128, 784], fc1.bias [128], ...": the parameters and (`with_buffers`) the buffers; with
+// them, what a checkpoint records; without, what --dry-run prints for launch/plan to size the messages.
+std::string parameter_shapes(const torch::nn::Module& module, bool with_buffers = true);
 
 }  // namespace ddp

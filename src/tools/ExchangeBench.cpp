@@ -9,7 +9,7 @@
 
 #include "common/Errors.h"
 #include "config/Config.h"
-#include "model/SimpleNN.h"
+#include "model/Model.h"
 #include "sync/GradientSynchronizer.h"
 
 namespace ddp::tools {
@@ -21,7 +21,7 @@ constexpr int64_t kExtraSlots = 4;  // as train/Replica's: the flags travel with
 // One mode's model, its gradients (a real backward pass) and its synchroniser.
 struct Exchanger {
   ExchangeMode mode;
-  SimpleNN model = make_simple_nn(1);
+  Model model;
   std::unique_ptr<GradientSynchronizer> sync;
   std::vector<torch::Tensor> own;  // this rank's gradients, restored before every call
   std::vector<double> seconds;
@@ -42,7 +42,7 @@ SyncOptions options_of(const ExchangeMode& mode) {
 }
 
 // The gradients of one batch of 64 random images with random labels, different on every rank.
-std::vector<torch::Tensor> gradients_of(SimpleNN& model, int rank) {
+std::vector<torch::Tensor> gradients_of(Model& model, int rank) {
   torch::manual_seed(uint64_t(100 + rank));
   const torch::Tensor images = torch::rand({64, 784}), labels = torch::randint(10, {64}, torch::kInt64);
   torch::nn::functional::cross_entropy(model->forward(images), labels).backward();
@@ -91,12 +91,14 @@ std::vector<ExchangeMode> parse_exchange_modes(const std::string& list) {
   return modes;
 }
 
-void run_exchange_benchmark(Communicator& comm, const std::vector<ExchangeMode>& modes, int iters, int warmup) {
+void run_exchange_benchmark(Communicator& comm, const std::vector<ExchangeMode>& modes, int iters, int warmup,
+                            const ModelConfig& model) {
   const int n = comm.size();
   std::vector<Exchanger> exchangers(modes.size());
   for (size_t m = 0; m < modes.size(); ++m) {
     Exchanger& e = exchangers[m];
     e.mode = modes[m];
+    e.model = make_model(model, 1);
     e.own = gradients_of(e.model, comm.rank());
     e.sync = std::make_unique<GradientSynchronizer>(comm, e.model->parameters(), size_t(25) << 20, kExtraSlots,
                                                     options_of(e.mode));
@@ -136,9 +138,9 @@ void run_exchange_benchmark(Communicator& comm, const std::vector<ExchangeMode>&
     return;
   }
   const double base = median(exchangers[0].seconds);
-  fmt::print("# gradient exchange of SimpleNN ({} gradients + {} flags), {} ranks, backend {}, median of {} calls "
+  fmt::print("# gradient exchange of {} ({} gradients + {} flags), {} ranks, backend {}, median of {} calls "
              "({} rounds of {} back to back per mode, alternating; {} untimed before each block)\n",
-             101770, kExtraSlots, n, comm.backend_name(), rounds * block, rounds, block, warmup);
+             describe(model), parameter_count(*exchangers[0].model), kExtraSlots, n, comm.backend_name(), rounds * block, rounds, block, warmup);
   fmt::print("# {:<13} {:>12} {:>12} {:>10} {:>9} {:>10}\n", "mode", "payload(B)", "ring wire(B)", "time(us)",
              "vs " + exchangers[0].mode.label, "rel.error");
   for (Exchanger& e : exchangers) {

@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
   int64_t min_bytes = 8, max_bytes = int64_t(64) << 20;
   int iters = 20, warmup = 5;
   bool no_tcp = false, median = false;
-  std::string compression;
+  std::string compression, config_path;
+  std::vector<std::string> overrides;
   app.add_option("--backend", backend_name, "mpi | nccl")->check(CLI::IsMember({"mpi", "nccl"}));
   app.add_option("-b,--min-bytes", min_bytes, "smallest message");
   app.add_option("-e,--max-bytes", max_bytes, "largest message");
@@ -95,9 +96,16 @@ int main(int argc, char** argv) {
   app.add_flag("--no-tcp", no_tcp, "skip the raw TCP column");
   app.add_flag("--median", median, "time each call and report the median (default: the mean of a timed loop)");
   app.add_option("--compression", compression,
-                 "instead of the size sweep: SimpleNN's whole gradient exchange in each of these modes, side by "
+                 "instead of the size sweep: the model's whole gradient exchange in each of these modes, side by "
                  "side (e.g. none,fp16,bf16,powersgd:1,powersgd:2)");
+  app.add_option("--config", config_path, "with --compression: the model of this config (default: simple_nn)");
+  app.add_option("overrides", overrides, "with --compression: config overrides, e.g. model.name=lenet5");
   CLI11_PARSE(app, argc, argv);
+  if (compression.empty() && (!config_path.empty() || !overrides.empty())) {
+    fmt::print(stderr, "ddp-bench-comm: --config and overrides choose the model of --compression's exchange; "
+                       "the size sweep has none\n");
+    return 2;
+  }
 
   ddp::MpiRuntime mpi(&argc, &argv);
   try {
@@ -109,8 +117,9 @@ int main(int argc, char** argv) {
     const auto hosts = comm->allgather(ddp::host_name());
     if (!compression.empty()) {
       const auto modes = ddp::tools::parse_exchange_modes(compression);
+      const ddp::Config config = ddp::load_config(config_path, overrides);
       if (comm->rank() == 0) print_placement(*comm, hosts);
-      ddp::tools::run_exchange_benchmark(*comm, modes, iters, warmup);
+      ddp::tools::run_exchange_benchmark(*comm, modes, iters, warmup, config.model);
       return 0;
     }
     // The peer for the raw TCP figure: the first rank on another host, else rank 1.

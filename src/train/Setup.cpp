@@ -293,6 +293,7 @@ std::string describe_run(const PreparedRun& run, const ResumeSource& source, con
   const Model model = make_model_shapes(c.model);
   text += fmt::format("  model       {}: {} parameters, batch norm {}\n", describe(c.model), parameter_count(*model),
                       to_string(c.model.batch_norm));
+  text += fmt::format("  parameters  {}\n", parameter_shapes(*model, /*with_buffers=*/false));
   const SyncOptions sync = sync_options(c, schedule.warmup_steps());
   text += fmt::format("  gradients   {}\n", describe(sync));
   text += "  bytes       " + describe_step_bytes(sync, model->parameters()) + "\n";

@@ -148,7 +148,7 @@ class AllreduceCost(unittest.TestCase):
         times = [12e-6 + m / 3e9 + max(0, m - 2**20) * 3 / 3e9 for m in sizes]
         alpha, beta = planner.fit_alpha_beta(sizes, times, 2)
         net = {"alpha": alpha, "beta": beta}
-        for m in (planner.bytes_per_step("none"), 4 * planner.POWERSGD_COLS * 2, 4 * planner.FLAGS):
+        for m in (planner.bytes_per_step("none"), 4 * planner.SIMPLE_NN.powersgd(2)[2], 4 * planner.FLAGS):
             self.assertLess(abs(planner.allreduce_seconds(2, m, net) / (12e-6 + m / 3e9) - 1), 0.05, m)
         unweighted = planner.fit_line(sizes, times)
         self.assertGreater((unweighted[0] + unweighted[1] * 407096) / (12e-6 + 407096 / 3e9), 1.5)
@@ -159,6 +159,31 @@ class AllreduceCost(unittest.TestCase):
             for phase in planner.exchange_phases(mode)[0]:
                 self.assertIn(sum(phase), sent)
         self.assertIn(16, sent)  # local SGD's flags
+
+
+class Messages(unittest.TestCase):
+    """What a step sends comes from the model's shapes, by PowerSgd.cpp's rule (checked against ddp-train's
+    own --dry-run for every model in planner_messages_test.py)."""
+
+    def test_simple_nn_sends_what_it_always_did(self):
+        m = planner.SIMPLE_NN
+        self.assertEqual(m.gradient_floats, 101770)
+        self.assertEqual(m.powersgd(2), (138, (128 + 10) * 2, (784 + 128) * 2))
+        self.assertEqual(m.powersgd(8), (138 + 1280, 128 * 8, 784 * 8))  # 10 x 128 would not shrink 2x at rank 8
+        self.assertEqual(planner.bytes_per_step("none"), 407096)
+
+    def test_a_dry_runs_lines_give_the_model_and_a_conv_weight_is_a_matrix(self):
+        out = ("  model       lenet5: 61706 parameters, batch norm none\n"
+               "  parameters  conv1.weight [6, 1, 5, 5], conv1.bias [6], conv2.weight [16, 6, 5, 5], conv2.bias [16], "
+               "fc1.weight [120, 400], fc1.bias [120], fc2.weight [84, 120], fc2.bias [84], fc3.weight [10, 84], "
+               "fc3.bias [10]\n")
+        lenet = planner.parse_messages(out)
+        self.assertEqual((lenet.name, lenet.gradient_floats), ("lenet5", 61706))
+        raw, p, q = lenet.powersgd(2)
+        self.assertEqual(raw, 6 + 16 + 120 + 84 + 10)
+        self.assertEqual((p, q), (2 * (6 + 16 + 120 + 84 + 10), 2 * (25 + 150 + 400 + 120 + 84)))
+        self.assertEqual(planner.bytes_per_step("powersgd:2", lenet), 9080)  # what ddp-train --dry-run prints
+        self.assertIsNone(planner.parse_messages("ddp-train: error: ...\n"))
 
 
 class CappedLink(unittest.TestCase):
