@@ -74,8 +74,9 @@ void check_run_length_kept(const Config& saved, const Config& config, const std:
       source, saved.train.epochs, config.train.epochs, to_string(config.lr.decay), saved.train.epochs, free));
 }
 
-// A checkpoint's tensors fit only the model that wrote them: refused by name and shapes before
-// any tensor is read (a config without model.name is simple_nn's, as before it existed).
+// A checkpoint's tensors fit only the model that wrote them: another model.* key is refused by name
+// with the other keys; this refuses, before any tensor is read, the same keys building other shapes
+// (a checkpoint of another build). One written before model.name existed recorded no shapes.
 void check_same_model(const RunIdentity& was, const ModelConfig& model, const std::string& source) {
   const std::string now = describe(model);
   const std::string shapes = parameter_shapes(*make_model_shapes(model));
@@ -136,7 +137,6 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
   } catch (const CheckpointError& e) {
     throw InputError(e.what());
   }
-  check_same_model(was, config.model, source);
   const int64_t simulated = int64_t(world_size) * config.train.virtual_ranks;
   const int64_t was_simulated = was.world_size * was.virtual_ranks;
   if (was.local_batch != config.train.local_batch)
@@ -178,6 +178,8 @@ void check_resume_compatible(const TrainingCheckpoint& checkpoint, const Config&
                                    source, before[i].first, before[i].second, now[i].second, before[i].first,
                                    before[i].second));
   }
+  // The same model keys, then: the same shapes (a build whose model differs behind the same keys)?
+  check_same_model(was, config.model, source);
   check_run_length_kept(saved, config, source);  // the same decay, then: does it depend on train.epochs?
 }
 

@@ -122,9 +122,10 @@ TEST(TrainingState, MoreEpochsOnResumeAreAllowedWhereTheLrDependsOnTheStepAlone)
   }
 }
 
-// A checkpoint resumes only the model that wrote it, named with its shapes; one written before
+// A checkpoint resumes only the model that wrote it: another model key is refused by name, the same
+// keys with other shapes (another build's checkpoint) by the shapes it recorded; one written before
 // model.name existed is simple_nn's.
-TEST(TrainingState, AnotherModelIsRefusedByNameAndShapes) {
+TEST(TrainingState, AnotherModelIsRefusedByItsKeysAndShapes) {
   const Config lenet = parse_config("model: {name: lenet5}\n", "test");
   const Config mlp = parse_config("model: {name: mlp, hidden: [256, 64]}\n", "test");
   EXPECT_NO_THROW(check_resume_compatible(checkpoint_of(lenet), lenet, 2, 8000, "ckpt"));
@@ -132,8 +133,19 @@ TEST(TrainingState, AnotherModelIsRefusedByNameAndShapes) {
     check_resume_compatible(checkpoint_of(lenet), mlp, 2, 8000, "ckpt");
     ADD_FAILURE() << "resumed lenet5's checkpoint as an mlp";
   } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("key 'model.name' was lenet5 when the checkpoint was written and is mlp"),
+              std::string::npos)
+        << e.what();
+  }
+  TrainingCheckpoint other_build = checkpoint_of(mlp);
+  other_build.meta["model_shapes"] = "fc1.weight [300, 784], fc1.bias [300]";
+  try {
+    check_resume_compatible(other_build, mlp, 2, 8000, "ckpt");
+    ADD_FAILURE() << "resumed a checkpoint of other shapes";
+  } catch (const InputError& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("ckpt: written by model lenet5 (conv1.weight [6, 1, 5, 5]"), std::string::npos) << message;
+    EXPECT_NE(message.find("ckpt: written by model mlp [256, 64] (fc1.weight [300, 784]"), std::string::npos)
+        << message;
     EXPECT_NE(message.find("this run builds model mlp [256, 64] (fc1.weight [256, 784]"), std::string::npos) << message;
   }
   TrainingCheckpoint older = checkpoint_of(Config{});
