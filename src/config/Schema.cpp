@@ -109,6 +109,13 @@ Field text(std::string key, std::string help, Ref<std::string> ref) {
   return {std::move(key), std::move(help), Kind::Text, "text", parse, show};
 }
 
+// "[1024, 1024]": how a list is shown, in the dump and in describe(ModelConfig).
+std::string list_text(const std::vector<int64_t>& values) {
+  std::string text;
+  for (const int64_t value : values) text += (text.empty() ? "" : ", ") + std::to_string(value);
+  return "[" + text + "]";
+}
+
 // A list of integers in [lo, hi], 1 to max_length of them: `[1024, 1024]`, in a file or an override.
 Field integer_list(std::string key, std::string help, Ref<std::vector<int64_t>> ref, int64_t lo, int64_t hi,
                    size_t max_length) {
@@ -134,11 +141,7 @@ Field integer_list(std::string key, std::string help, Ref<std::vector<int64_t>> 
     }
     ref(c) = values;
   };
-  auto show = [ref](const Config& c) {
-    std::string text;
-    for (const int64_t value : ref(const_cast<Config&>(c))) text += (text.empty() ? "" : ", ") + std::to_string(value);
-    return "[" + text + "]";
-  };
+  auto show = [ref](const Config& c) { return list_text(ref(const_cast<Config&>(c))); };
   return {std::move(key), std::move(help), Kind::IntegerList,
           "list of 1 to " + std::to_string(max_length) + " integers in " + range_text(lo, hi), parse, show};
 }
@@ -444,11 +447,7 @@ std::string to_string(ModelName name) { return config::name_of(config::kModelNam
 
 std::string describe(const ModelConfig& model) {
   if (model.name != ModelName::Mlp) return to_string(model.name);
-  return to_string(model.name) + " " + config::field_named("model.hidden")->show([&] {
-           Config config;
-           config.model = model;
-           return config;
-         }());
+  return to_string(model.name) + " " + config::list_text(model.hidden);
 }
 std::string to_string(Compression compression) { return config::name_of(config::kCompressions, compression); }
 

@@ -11,12 +11,13 @@
 #include "config/Config.h"
 #include "model/Model.h"
 #include "sync/GradientSynchronizer.h"
+#include "train/Replica.h"
 
 namespace ddp::tools {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int64_t kExtraSlots = 4;  // as train/Replica's: the flags travel with every exchange
+constexpr int64_t kExtraSlots = Replica::kExtraSlots;  // the flags travel with every exchange
 
 // One mode's model, its gradients (a real backward pass) and its synchroniser.
 struct Exchanger {
@@ -140,7 +141,8 @@ void run_exchange_benchmark(Communicator& comm, const std::vector<ExchangeMode>&
   const double base = median(exchangers[0].seconds);
   fmt::print("# gradient exchange of {} ({} gradients + {} flags), {} ranks, backend {}, median of {} calls "
              "({} rounds of {} back to back per mode, alternating; {} untimed before each block)\n",
-             describe(model), parameter_count(*exchangers[0].model), kExtraSlots, n, comm.backend_name(), rounds * block, rounds, block, warmup);
+             describe(model), parameter_count(*exchangers[0].model), kExtraSlots, n, comm.backend_name(),
+             rounds * block, rounds, block, warmup);
   fmt::print("# {:<13} {:>12} {:>12} {:>10} {:>9} {:>10}\n", "mode", "payload(B)", "ring wire(B)", "time(us)",
              "vs " + exchangers[0].mode.label, "rel.error");
   for (Exchanger& e : exchangers) {

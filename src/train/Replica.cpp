@@ -25,7 +25,7 @@ constexpr int64_t kSmallNormSlot = 0;
 constexpr int64_t kHealthSlot = 1;
 constexpr int64_t kStopSlot = 2;
 constexpr int64_t kLossSlot = 3;
-static_assert(Replica::kExtraSlots == 4);
+static_assert(kLossSlot + 1 == Replica::kExtraSlots, "every slot rides in the exchange");
 
 torch::Device device_of(const Model& model) { return model->parameters().front().device(); }
 

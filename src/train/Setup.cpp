@@ -249,16 +249,15 @@ void check_everything(const CommandLine& command_line, Communicator& control, in
 // What one step hands to collectives, as summary.json's comm_bytes_per_step counts it (sync batch
 // norm's statistics aside): "407096 a step", "52768 a step from step 10 (407096 before)", or under
 // local SGD "16 a step (the flags) and the parameters' 407080 every 4 steps".
-std::string describe_step_bytes(const SyncOptions& sync, const std::vector<torch::Tensor>& parameters) {
-  const int64_t first = exchange_bytes(sync, parameters, Replica::kExtraSlots, 0);
-  const int64_t later = exchange_bytes(sync, parameters, Replica::kExtraSlots, sync.compression_start_step);
+std::string describe_step_bytes(const SyncOptions& sync, const torch::nn::Module& model) {
+  const int64_t first = exchange_bytes(sync, model.parameters(), Replica::kExtraSlots, 0);
+  const int64_t later = exchange_bytes(sync, model.parameters(), Replica::kExtraSlots, sync.compression_start_step);
   std::string text = later == first ? fmt::format("{} a step", first)
                                     : fmt::format("{} a step from step {} ({} before)", later,
                                                   sync.compression_start_step, first);
   if (sync.local_sgd_period == 0) return text;
   // A local step sends only the flags; the parameters travel every period.
-  int64_t parameter_bytes = 0;
-  for (const auto& p : parameters) parameter_bytes += p.numel() * int64_t(sizeof(float));
+  const int64_t parameter_bytes = parameter_count(model) * int64_t(sizeof(float));
   const std::string local = fmt::format("{} a step (the flags) and the parameters' {} every {} steps",
                                         Replica::kExtraSlots * int64_t(sizeof(float)), parameter_bytes,
                                         sync.local_sgd_period);
@@ -296,7 +295,7 @@ std::string describe_run(const PreparedRun& run, const ResumeSource& source, con
   text += fmt::format("  parameters  {}\n", parameter_shapes(*model, /*with_buffers=*/false));
   const SyncOptions sync = sync_options(c, schedule.warmup_steps());
   text += fmt::format("  gradients   {}\n", describe(sync));
-  text += "  bytes       " + describe_step_bytes(sync, model->parameters()) + "\n";
+  text += "  bytes       " + describe_step_bytes(sync, *model) + "\n";
   const bool checkpoints = c.checkpoint.every_steps > 0 || c.checkpoint.every_epochs > 0;
   const fs::path run_dir = c.output.dir.empty() ? fs::path("runs/<timestamp>") : fs::path(c.output.dir);
   const std::string cadence = c.checkpoint.every_steps > 0 ? fmt::format("{} steps", c.checkpoint.every_steps)
