@@ -17,6 +17,7 @@ two is taken, as NCCL's tuner does. A capped link (tc tbf) also has a bucket: th
 while the link was idle (an evaluation) leave at the line's speed, not the rate.
 """
 import math
+import re
 import statistics
 
 # --- the statistical model -------------------------------------------------------------------------
@@ -233,7 +234,6 @@ SIMPLE_NN = Messages("simple_nn", [(128, 784), (128,), (10, 128), (10,)])
 
 def parse_messages(dry_run_output):
     """A Messages from ddp-train --dry-run's `model` and `parameters` lines; None where they are missing."""
-    import re
     model = re.search(r"^  model +(.+?): \d+ parameters", dry_run_output, re.M)
     listed = re.search(r"^  parameters +(.+)$", dry_run_output, re.M)
     if not model or not listed:
