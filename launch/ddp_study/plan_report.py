@@ -175,11 +175,16 @@ def time_lines(d, rows, prediction, choice):
     batch's chosen lr, the runs across nodes, the recommendations)."""
     lines = ["", "### Time to target, predicted (before the run) against measured", "",
              "Predicted: the fit's steps (times the mode's factor) × the step time of the throughput model (the "
-             "benchmarks, not these runs). Measured: the median over seeds of the runs' training seconds to the "
-             "crossing (evaluations left out).", "",
-             "| configuration | predicted step | measured step | predicted time | measured time | error | within 25% |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    groups, verdicts = {}, []
+             "benchmarks, not these runs), plus what each evaluation leaves in the training time. Probed: the same "
+             "with the compute scaled by a probe of this machine made just before the run's group, on as many "
+             "processes as it runs (this VM's speed drifts, and processes at once share its caches); – where none "
+             "was made (the sweep's own batches). Measured: the median over seeds of the runs' training seconds to "
+             "the crossing (evaluations left out).", "",
+             "| configuration | predicted step | measured step | predicted time | measured time | error | within 25% "
+             "| probed time | error | within 25% |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+    groups, verdicts, probed_verdicts = {}, [], []
+    probed = prediction.get("probed", {})
     for r in rows_of(rows, dataset=d["name"]):
         chosen = choice.get(("none", r["global_batch"]), (None,))[0]
         if r["part"] == "modes" or (r["part"] == "sweep" and r["lr"] != chosen):
@@ -192,14 +197,21 @@ def time_lines(d, rows, prediction, choice):
         if predicted is None:
             continue
         if measured is None:
-            lines.append(f"| {where} | {step * 1e3:.2f} ms | – | {predicted:.2f} s | not reached | – | – |")
+            lines.append(f"| {where} | {step * 1e3:.2f} ms | – | {predicted:.2f} s | not reached | – | – | – | – | – |")
             continue
         e = error(predicted, measured["seconds"])
         verdicts.append(abs(e) <= WITHIN)
+        again = median([probed.get(r["name"], {}).get("seconds") for r in group])
+        cells = "– | – | –"
+        if again is not None:
+            e_again = error(again, measured["seconds"])
+            probed_verdicts.append(abs(e_again) <= WITHIN)
+            cells = f"{again:.2f} s | {percent(e_again)} | {'yes' if probed_verdicts[-1] else '**no**'}"
         lines.append(f"| {where} | {step * 1e3:.2f} ms | {measured['step_seconds'] * 1e3:.2f} ms | {predicted:.2f} s | "
-                     f"{measured['seconds']:.2f} s | {percent(e)} | {'yes' if verdicts[-1] else '**no**'} |")
-    lines += ["", f"Within 25%: {sum(verdicts)} of {len(verdicts)} configurations."]
-    return lines, verdicts
+                     f"{measured['seconds']:.2f} s | {percent(e)} | {'yes' if verdicts[-1] else '**no**'} | {cells} |")
+    lines += ["", f"Within 25%: {sum(verdicts)} of {len(verdicts)} configurations" +
+              (f"; probed, {sum(probed_verdicts)} of {len(probed_verdicts)}." if probed_verdicts else ".")]
+    return lines, (verdicts, probed_verdicts)
 
 
 def recommended_by_link(prediction, rows, dataset):
@@ -236,6 +248,19 @@ def recommendation_lines(d, rows, prediction):
 # --- what the model says --------------------------------------------------------------------------
 
 
+def after_eval_text(bench):
+    c, probe = bench["compute"], bench.get("probe")
+    text = (f" Each evaluation leaves {c['after_eval'] * 1e6:.0f} µs in the training time (an epoch evaluating every 5 "
+            "steps against none: the steps after one start on caches its test images emptied)."
+            if "after_eval" in c else "")
+    if probe:
+        text += (f" The probe (a step of an epoch of ddp-train at the plan's local batch on one process, the median of "
+                 f"three, {probe['at']}): {probe['seconds'] * 1e6:.0f} µs; each group of timed runs was probed again "
+                 "just before it on as many processes as it runs (less the exchange the model prices on this host), "
+                 "and predicted again with the compute scaled by the ratio (the probed columns).")
+    return text
+
+
 def throughput_lines(bench, plan):
     c = bench["compute"]
     lines = ["", "## The throughput model", "",
@@ -243,7 +268,7 @@ def throughput_lines(bench, plan):
              f"{c['intercept'] * 1e6:.0f} µs + {c['per_sample'] * 1e6:.2f} µs × b (points: " +
              ", ".join(f"{b}: {t * 1e6:.0f} µs" for b, t in bench["compute_points"]) + "); a process of v virtual ranks "
              "takes v of them (the optimizer's step counted each time: a slight overestimate). The plan keeps the local "
-             "batches between the smallest and largest measured.", "",
+             "batches between the smallest and largest measured." + after_eval_text(bench), "",
              "| network | α (per collective step) | bandwidth | bucket | where it comes from |",
              "| --- | ---: | ---: | ---: | --- |"]
     for name, net in bench["networks"].items():
@@ -422,18 +447,19 @@ def write_report(plan, out, rows, bench, predictions, sizes, command_line_, date
              made + f"the runs' own training time {total_minutes(rows, 'train_seconds'):.0f} minutes). "
              f"Predictions written at: " + ", ".join(f"{n} {p['written_at']}" for n, p in predictions.items()) +
              " (predictions.json), each before the runs it predicts.", ""]
-    all_verdicts, all_recs, images, entries = [], [], [], []
+    all_verdicts, all_probed, all_recs, images, entries = [], [], [], [], []
     for d in plan["datasets"]:
         if d["name"] not in predictions:
             continue
         text, verdicts, recs, made, found = dataset_section(plan, d, rows, bench, predictions[d["name"]],
                                                             sizes[d["name"]], out)
         lines += text
-        all_verdicts += verdicts
+        all_verdicts += verdicts[0]
+        all_probed += verdicts[1]
         all_recs += [(d["name"], *r) for r in recs]
         images += made
         entries += found
-    lines += throughput_lines(bench, plan) + targets_lines(all_verdicts, all_recs)
+    lines += throughput_lines(bench, plan) + targets_lines(all_verdicts, all_probed, all_recs)
     if plan.get("notes"):
         lines += ["", "## Notes (written after the runs)", "", plan["notes"].strip()]
     lines += ["", "## Plots", ""] + [f"![{i}]({i})" for i in images]
@@ -442,10 +468,13 @@ def write_report(plan, out, rows, bench, predictions, sizes, command_line_, date
     return entries
 
 
-def targets_lines(verdicts, recs):
+def targets_lines(verdicts, probed, recs):
     lines = ["", "## Targets", "",
              f"- Predicted time to target within 25% of measured: {sum(verdicts)} of {len(verdicts)} configurations "
              f"({sum(verdicts) / max(1, len(verdicts)):.0%}; target: 90%)."]
+    if probed:
+        lines.append(f"- The same, probed (the compute scaled by a probe just before the run): {sum(probed)} of "
+                     f"{len(probed)} of the configurations probed ({sum(probed) / len(probed):.0%}).")
     for dataset, mbit, mode, ratio in recs:
         lines.append(f"- {dataset}, 2 nodes at {mbit} Mbit/s: the recommendation ({planner.mode_label(mode)}) took "
                      f"{ratio:.2f}× the soonest run beside it (target: within 1.10×).")

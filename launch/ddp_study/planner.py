@@ -374,15 +374,28 @@ class StepsModel:
         return flags + ("n" if is_local_sgd(mode) and measured.get("ranks") not in (None, ranks) else "")
 
 
+def after_evaluations(compute, steps, eval_every):
+    """What evaluating every eval_every steps leaves in the training time: compute["after_eval"] (seconds
+    an evaluation, measured by launch/plan's bench; the steps after one start on caches it emptied) each."""
+    return steps / eval_every * compute.get("after_eval", 0.0) if eval_every else 0.0
+
+
+def scaled(compute, factor):
+    """The compute `factor` times slower (a probe of the machine now against the bench's)."""
+    return dict(compute, **{k: compute[k] * factor for k in ("intercept", "per_sample", "after_eval") if k in compute})
+
+
 def predict(model, compute, network, ranks, local_batch, mode="none", overheads=None, virtual_ranks=1, eval_every=0):
     """Steps, mean step and time to the target of `ranks` processes of v virtual ranks at `local_batch`
-    in `mode`: plain steps before the mode's start step, the mode's after."""
+    in `mode`: plain steps before the mode's start step, the mode's after, and what the evaluations
+    leave in the training time."""
     steps = model.steps(mode, ranks * virtual_ranks * local_batch)
     plain = step_seconds(compute, network, ranks, local_batch, virtual_ranks, "none",
                          mode_overhead(overheads, "none"), eval_every, model.messages)
     step = step_seconds(compute, network, ranks, local_batch, virtual_ranks, mode, mode_overhead(overheads, mode),
                         eval_every, model.messages)
-    seconds = run_seconds(steps, 0 if mode == "none" else model.start_step, plain, step)
+    seconds = run_seconds(steps, 0 if mode == "none" else model.start_step, plain, step) + \
+        after_evaluations(compute, steps, eval_every)
     return {"steps": steps, "step_seconds": seconds / steps, "seconds": seconds}
 
 

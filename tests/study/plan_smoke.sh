@@ -33,13 +33,20 @@ assert later and all(r["name"] in prediction["runs"] for r in later), "a later r
 for r in later:  # each predicted run ended after the predictions were written
     end = os.path.getmtime(os.path.join(out, "runs", r["name"], "summary.json"))
     assert end >= written, f"{r['name']} ended before its prediction"
+probed = prediction["probed"]  # each later run predicted again after a probe made before it ran
+assert all(r["name"] in probed for r in later), "a later run was not probed"
+for r in later:
+    at = calendar.timegm(time.strptime(probed[r["name"]]["probed_at"], "%Y-%m-%d %H:%M:%S UTC"))
+    assert os.path.getmtime(os.path.join(out, "runs", r["name"], "summary.json")) >= at, f"{r['name']} ended before its probe"
+    assert probed[r["name"]]["probe_factor"] > 0 and probed[r["name"]]["seconds"] > 0, probed[r["name"]]
 bench = json.load(open(os.path.join(out, "bench.json")))
+assert bench["probe"]["seconds"] > 0 and bench["compute"]["after_eval"] >= 0, (bench["probe"], bench["compute"])
 assert bench["compute"]["per_sample"] > 0 and "local cluster, tbf 1000 Mbit/s" in bench["networks"], bench.keys()
 assert bench["networks"]["local cluster, tbf 1000 Mbit/s"]["burst_bytes"] == 500000, "not cluster/link's 4 ms bucket"
 report = open(os.path.join(out, "report.md")).read()
 for part in ("McCandlish et al.'s model fitted", "predicted (before the run) against measured", "The planner's recommendation",
              "Each mode's steps against", "(model output, not measured)", "| network | 1 | 2 | 4 |",
-             "## The throughput model", "## Targets"):
+             "## The throughput model", "## Targets", "| probed time |"):
     assert part in report, f"the report lacks '{part}'"
 cells = re.findall(r"\| (\d+), (none|powersgd r2|local SGD H=4): [\d.e+-]+ s", report)
 assert cells and {mode for _, mode in cells} >= {"none"}, "the plan's cells name no mode"

@@ -274,6 +274,25 @@ class Search(unittest.TestCase):
         self.assertAlmostEqual(got["seconds"], 30 * plain + (steps - 30) * compressed)
         self.assertAlmostEqual(planner.run_seconds(20, 30, 1.0, 0.1), 20.0)  # ended before it started
 
+    def test_each_evaluation_is_charged_what_it_leaves_in_the_training_time(self):
+        m = model()
+        without = planner.predict(m, COMPUTE, SLOW, 2, 64, eval_every=10)
+        charged = planner.predict(m, dict(COMPUTE, after_eval=400e-6), SLOW, 2, 64, eval_every=10)
+        steps = planner.predicted_steps(100, 500, 128)
+        self.assertAlmostEqual(charged["seconds"] - without["seconds"], steps / 10 * 400e-6)
+        self.assertAlmostEqual(charged["step_seconds"], charged["seconds"] / steps)
+        self.assertEqual(planner.after_evaluations(dict(COMPUTE, after_eval=1.0), 100, 0), 0.0)  # at the end only
+
+    def test_a_probe_scales_the_compute_not_the_network(self):
+        m, compute = model(), dict(COMPUTE, after_eval=100e-6)
+        slower = planner.scaled(compute, 1.5)
+        for key, value in {"intercept": 150e-6, "per_sample": 6e-6, "after_eval": 150e-6}.items():
+            self.assertAlmostEqual(slower[key], value)
+        base, probed = (planner.predict(m, c, SLOW, 2, 64) for c in (compute, slower))
+        exchange = planner.exchange_seconds("none", 2, SLOW)
+        self.assertAlmostEqual(probed["step_seconds"] - exchange,
+                               1.5 * (base["step_seconds"] - exchange))
+
     def test_the_search_picks_the_mode_beside_the_batch(self):
         m = model({"powersgd:2": 1.1, "fp16": 1.05, "local:16": 1.3})
         on_slow = planner.best_configuration(m, COMPUTE, SLOW, 2, [16, 64, 256], 60000)
