@@ -18,6 +18,7 @@ module:
   sweep_statistics   launch/plan's sweep read: crossings, censored medians, the fit's sensitivity, modes' factors
   plan_runs          what launch/plan runs, as config keys, and a recommendation's command line
   plan_report        launch/plan's report.md and plots
+  model_scaling_report  launch/model-scaling's report.md: the models' plans side by side
 
 The drivers put launch/ on sys.path and import `from ddp_study import ...`; so do the tests.
 """
