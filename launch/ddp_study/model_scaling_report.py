@@ -14,6 +14,7 @@ import yaml
 
 from . import planner, plan_report, sweep_statistics
 from .files import read_json, replacing, save_figure
+from .plan_runs import PLAN_DEFAULTS
 from .sweep_statistics import MISSED, median
 
 EFFICIENT = 0.5  # the linear rule holds while B/64 times the batch takes at least half as many fewer steps
@@ -33,6 +34,8 @@ class ModelResults:
     def __init__(self, out, name, size, messages):
         self.name, self.size, self.messages = name, size, messages
         self.plan, self.bench, predictions, self.rows = load(out, name)
+        for key, value in PLAN_DEFAULTS.items():
+            self.plan.setdefault(key, value)
         self.plan["messages"] = messages
         self.plan.setdefault("networks", [])  # a model's plan has none of its own: the presets and the cluster's
         self.dataset = self.plan["datasets"][0]
@@ -159,7 +162,8 @@ def second_rank_lines(models):
         local = plan_report.local_batches(m.bench)
         for name, net in plan_report.networks(m.bench, m.plan):
             one, two = (planner.best_configuration(m.steps_model, m.bench["compute"], net, n, local, m.size,
-                                                   m.bench["overhead"]) for n in (1, 2))
+                                                   m.bench["overhead"], plan_report.eval_cadence(m.plan, m.size))
+                        for n in (1, 2))
             if not one or not two:
                 continue
             predicted_pays = two["seconds"] < one["seconds"]

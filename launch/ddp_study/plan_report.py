@@ -8,7 +8,7 @@ import os
 
 from . import planner, sweep_statistics
 from .files import replacing, save_figure
-from .plan_runs import command_line, config_keys
+from .plan_runs import command_line, config_keys, eval_every
 from .stats import retried_clause, total_minutes
 from .sweep_statistics import MISSED, median
 
@@ -35,6 +35,12 @@ def local_batches(bench):
     line intercept + per_sample x b is an extrapolation, so the plan leaves them out."""
     measured = [b for b, _ in bench["compute_points"]]
     return [b for b in LOCAL_BATCHES if min(measured) <= b <= max(measured)]
+
+
+def eval_cadence(plan, size):
+    """global batch -> the steps between evaluations that the plan's runs and command lines set: the plan
+    prices their pauses (a capped link's bucket refills) and their cost, as the runs will meet them."""
+    return lambda global_batch: eval_every(plan, size, global_batch)
 
 
 def steps_model(plan, prediction, rows, dataset):
@@ -352,7 +358,8 @@ def plan_lines(d, prediction, bench, size, plan, model):
                   "| --- | " + " | ".join("---:" for _ in RANKS) + " |"]
         recommendations = []
         for name, net in networks(bench, plan):
-            plans = [planner.best_configuration(model, compute, net, n, local_batches(bench), size, bench["overhead"])
+            plans = [planner.best_configuration(model, compute, net, n, local_batches(bench), size, bench["overhead"],
+                                                eval_cadence(plan, size))
                      for n in RANKS]
             lines.append(f"| {name} | " + " | ".join(cell(p) for p in plans) + " |")
             plans = [p for p in plans if p]

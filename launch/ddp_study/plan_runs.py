@@ -6,6 +6,13 @@ from . import planner
 from .runs import split_ranks
 
 
+# A plan's keys that may be left out, and their values (launch/plan fills them in; so does a reader of its
+# plan.yaml, as launch/model-scaling's report).
+PLAN_DEFAULTS = {"local_batch": 64, "max_real_ranks": 2, "fit_max_batch": 1024, "warmup_steps": 0,
+                 "evals_per_epoch": 20, "lr_refine": [], "modes": ["none"], "mode_batches": [], "mode_lr_factors": [1.0],
+                 "mode_start_step": 10, "timeout_s": 1800, "notes": ""}
+
+
 def eval_every(plan, size, global_batch):
     """Steps between evaluations: evals_per_epoch an epoch, at least every step."""
     return max(1, size // global_batch // plan["evals_per_epoch"])

@@ -399,23 +399,27 @@ def predict(model, compute, network, ranks, local_batch, mode="none", overheads=
     return {"steps": steps, "step_seconds": seconds / steps, "seconds": seconds}
 
 
-def candidate(model, compute, network, ranks, local_batch, mode, max_batch, overheads=None):
+def candidate(model, compute, network, ranks, local_batch, mode, max_batch, overheads=None, eval_every=None):
     """One configuration of the plan (real ranks, no virtual), or None where its global batch lies
-    outside what was measured or beyond the training set (max_batch)."""
+    outside what was measured or beyond the training set (max_batch). eval_every(global batch): the
+    steps between its evaluations, as the command line that runs it sets them (their pauses refill a
+    capped link's bucket, and each leaves its cost in the training time); None: none priced."""
     batch = ranks * local_batch
     if not model.covers(batch) or batch > max_batch:
         return None
-    predicted = predict(model, compute, network, ranks, local_batch, mode, overheads)
+    predicted = predict(model, compute, network, ranks, local_batch, mode, overheads,
+                        eval_every=eval_every(batch) if eval_every else 0)
     return {"ranks": ranks, "local_batch": local_batch, "global_batch": batch, "mode": mode, **predicted,
             "samples": predicted["steps"] * batch, "efficiency": statistical_efficiency(model.b_crit, batch),
             "lr": model.lr(mode, batch), "flags": model.flags(mode, batch, ranks)}
 
 
-def best_configuration(model, compute, network, ranks, local_batches, max_batch, overheads=None):
+def best_configuration(model, compute, network, ranks, local_batches, max_batch, overheads=None, eval_every=None):
     """The mode and local batch with the least predicted time to the target on `ranks` ranks (one rank
-    exchanges nothing: plain only); None where no global batch was measured."""
+    exchanges nothing: plain only); None where no global batch was measured. eval_every: as candidate's."""
     modes = [m for m in model.modes if ranks > 1 or m == "none"]
-    found = [candidate(model, compute, network, ranks, b, m, max_batch, overheads) for m in modes for b in local_batches]
+    found = [candidate(model, compute, network, ranks, b, m, max_batch, overheads, eval_every)
+             for m in modes for b in local_batches]
     found = [c for c in found if c]
     return min(found, key=lambda c: c["seconds"]) if found else None
 
