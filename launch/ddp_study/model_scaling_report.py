@@ -261,15 +261,26 @@ def plot(models, out):
     return [name]
 
 
+def finished(out, model):
+    return os.path.isfile(os.path.join(out, model, "runs.json"))
+
+
 def write_report(study, out, facts, command_line):
-    """facts: {model: (training samples, planner.Messages)}. Writes OUT/report.md and the plot; returns its path."""
-    models = [ModelResults(out, m["name"], *facts[m["name"]]) for m in study["models"]]
+    """facts: {model: (training samples, planner.Messages)}. Writes OUT/report.md and the plot from the models
+    whose plan has finished (the others named as not run yet); returns its path."""
+    models = [ModelResults(out, m["name"], *facts[m["name"]]) for m in study["models"] if finished(out, m["name"])]
+    missing = [m["name"] for m in study["models"] if not finished(out, m["name"])]
     ok = sum(r["status"] == "ok" for m in models for r in m.rows)
     total = sum(len(m.rows) for m in models)
     lines = [f"# Where data parallelism starts to pay, per model: {study['name']}", "",
              f"Made by `{command_line}` ({ok} of {total} runs completed). Each model's own report, with its "
              "predictions against the runs and the plan from 1 to 1024 ranks: " +
              ", ".join(f"[{m.name}]({m.name}/report.md)" for m in models) + ".", ""]
+    if missing:
+        lines += [f"**Not run yet: {', '.join(missing)}** (its plan has no runs.json; `launch/model-scaling "
+                  "STUDY --reuse` runs what is missing).", ""]
+    if not models:
+        raise ValueError(f"no model of {study['name']} has finished its plan in {out}")
     lines += models_lines(models) + throughput_lines(models) + steps_lines(models) + second_rank_lines(models)
     lines += linear_rule_lines(models)
     if study.get("notes"):

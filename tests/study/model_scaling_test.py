@@ -111,6 +111,20 @@ class Report(unittest.TestCase):
         self.assertIn("(powersgd r2)", line)
 
 
+class Unfinished(unittest.TestCase):
+    def test_a_model_not_run_yet_is_named_and_the_others_reported(self):
+        out = tempfile.mkdtemp()
+        fake_model(out, "small", 100, 200, 0.5e-3, {100: 40e-3, 1000: 4e-3})
+        small = planner.Messages("small", [(128, 784), (128,), (10, 128), (10,)])
+        facts = {"small": (60000, small), "wide": (60000, small)}
+        with open(model_scaling_report.write_report(STUDY, out, facts, "launch/model-scaling fake.yaml")) as f:
+            report = f.read()
+        self.assertIn("**Not run yet: wide**", report)
+        self.assertIn("| small | 101,770 |", report)
+        with self.assertRaises(ValueError):
+            model_scaling_report.write_report(STUDY, tempfile.mkdtemp(), facts, "x")
+
+
 class Input(unittest.TestCase):
     def refused(self, study, *words):
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
