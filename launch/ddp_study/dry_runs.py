@@ -3,11 +3,24 @@
 ddp-train's own line instead of failing after hours."""
 import concurrent.futures
 import os
+import re
 import subprocess
 import sys
 
-from . import ROOT
+from . import ROOT, planner
 from .runs import reason_of
+
+
+def config_facts(binary, config):
+    """(training samples, what a step of the config's model sends: a planner.Messages), as ddp-train
+    --dry-run says; ValueError with its output where it fails."""
+    result = subprocess.run([binary, "--dry-run", "--config", os.path.join(ROOT, config)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    found = re.search(r"(\d+) train / \d+ test samples", result.stdout)
+    messages = planner.parse_messages(result.stdout)
+    if result.returncode != 0 or not found or not messages:
+        raise ValueError(f"{config}: ddp-train --dry-run failed:\n{result.stdout}")
+    return int(found.group(1)), messages
 
 
 def dry_run_command(binary, config, overrides, ranks, run_dir):
