@@ -52,11 +52,9 @@ class ModelResults:
                 all(r.get(k) == v for k, v in where.items())]
 
     def one_rank(self):
-        """The sweep's one-process runs (global batch local_batch) at their chosen lr: (time, samples/s)."""
-        g = self.plan["local_batch"]
-        lr = self.choice.get(("none", g), (None,))[0]
-        runs = [r for r in self.runs(part="sweep", global_batch=g, lr=lr) if r["ranks"] == 1]
-        return timed(runs)
+        """1 rank on one node at global batch local_batch, run alone beside the runs across nodes (launch/plan's
+        part one_rank; the sweep's own ran two at a time under --jobs): (time, samples/s)."""
+        return timed(self.runs(part="one_rank"))
 
     def on_nodes(self, mbit):
         """{(mode, global batch): (time, samples/s)} of the runs across 2 nodes at `mbit`."""
@@ -97,7 +95,8 @@ def throughput_lines(models):
     g = 2 * models[0].plan["local_batch"]
     lines = ["", "## Throughput: 1 rank against 2 nodes (measured)", "",
              f"Samples/s while training (evaluations left out; the median over seeds) and the time to the target. 1 rank: "
-             f"the sweep's one-process runs at batch {models[0].plan['local_batch']} on this host. 2 nodes: the local "
+             f"one node of the local cluster at batch {models[0].plan['local_batch']}, alone, as the runs across nodes "
+             f"are. 2 nodes: the local "
              f"cluster's, one rank each at global batch {g}, plain and the mode that reached the target soonest at that "
              "cap (the modes ran: " + ", ".join(planner.mode_label(x) for x in models[0].plan["cluster"]["modes"]) +
              "). The nodes share this host's 2 cores, as two ranks of one host would.", "",
@@ -152,7 +151,7 @@ def second_rank_lines(models):
     lines = ["", "## Does a second rank pay?", "",
              "The planner (model output): the least predicted time to the target on 1 rank and on 2 (any mode and local "
              "batch the bench measured) with this machine's compute, on the presets and the local cluster's measured "
-             "links. The runs (measured), on the local cluster's caps only: 1 rank on this host at batch 64 against the "
+             "links. The runs (measured), on the local cluster's caps only: 1 rank on one node at batch 64 (alone) against the "
              "soonest of the runs across 2 nodes at that cap (every mode and batch that ran there). A row says `yes` "
              "where 2 ranks reach the target sooner.", "",
              "| model | network | planner: 1 rank | 2 ranks | pays? | runs: 1 rank | 2 nodes | pays? | agree? |",

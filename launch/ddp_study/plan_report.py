@@ -171,6 +171,7 @@ def adascale_lines(d, prediction, b_simple, choice):
 
 def configuration_name(part, g, mode, mbit, group):
     return {"sweep": f"this host, {group[0]['ranks']} process(es), global batch {g}",
+            "one_rank": f"1 node, 1 rank, batch {g} (alone: the reference of a second rank)",
             "nodes": f"2 nodes, {mbit} Mbit/s, {planner.mode_label(mode)}, batch {g}",
             "recommendation": f"2 nodes, {mbit} Mbit/s, {planner.mode_label(mode)}, batch {g} "
                               f"({'recommended' if group[0].get('recommended') else 'beside the recommendation'})"}[part]
@@ -452,7 +453,9 @@ def write_report(plan, out, rows, bench, predictions, sizes, command_line_, date
             f"{seconds / 60:.0f} minutes for this invocation, ")
     lines = [f"# Time to accuracy at any scale: {plan['name']}", "",
              made + f"the runs' own training time {total_minutes(rows, 'train_seconds'):.0f} minutes). "
-             f"Predictions written at: " + ", ".join(f"{n} {p['written_at']}" for n, p in predictions.items()) +
+             f"Predictions written at: " + ", ".join(f"{n} {p['written_at']}" + (f" (runs added at {p['extended_at']})" if
+                                                                   "extended_at" in p else "")
+                                                 for n, p in predictions.items()) +
              " (predictions.json), each before the runs it predicts.", ""]
     all_verdicts, all_probed, all_recs, images, entries = [], [], [], [], []
     for d in plan["datasets"]:

@@ -14,10 +14,12 @@ python3 - "$out" <<'PY' || { cat "$out/plan.log"; exit 1; }
 import calendar, json, os, re, sys, time
 out = sys.argv[1]
 runs = json.load(open(os.path.join(out, "runs.json")))
-# 6 on the grid, 3 on the finer one, 2 modes x 2 batches, batch 512 on both grids (3), 2 across the nodes,
-# the recommendation beside half and double its batch and the next-best mode (4).
-assert len(runs) == 22 and all(r["status"] == "ok" for r in runs), [(r["name"], r["status"]) for r in runs]
-assert {r["part"] for r in runs} == {"sweep", "modes", "nodes", "recommendation"}, {r["part"] for r in runs}
+# 6 on the grid, 3 on the finer one, 2 modes x 2 batches, batch 512 on both grids (3), 1 rank alone on a node,
+# 2 across the nodes, the recommendation beside half and double its batch and the next-best mode (4).
+assert len(runs) == 23 and all(r["status"] == "ok" for r in runs), [(r["name"], r["status"]) for r in runs]
+assert {r["part"] for r in runs} == {"sweep", "modes", "one_rank", "nodes", "recommendation"}, {r["part"] for r in runs}
+alone = [r for r in runs if r["part"] == "one_rank"]
+assert [(r["ranks"], r["global_batch"]) for r in alone] == [(1, 64)], alone
 for r in runs:  # each crossing read between evaluations: not after the one that saw it
     assert r["crossing_step"] is None or 0 < r["crossing_step"] <= r["steps_to_target"], r
 prediction = json.load(open(os.path.join(out, "predictions.json")))["mnist"]
@@ -28,7 +30,7 @@ assert set(prediction["modes"]) == {"powersgd:2", "local:4"}, prediction["modes"
 recommended = prediction["recommended"]["1000"]
 assert recommended["mode"] in ("none", "powersgd:2", "local:4"), recommended
 written = calendar.timegm(time.strptime(prediction["written_at"], "%Y-%m-%d %H:%M:%S UTC"))
-later = [r for r in runs if r["part"] in ("nodes", "recommendation") or (r["part"] == "sweep" and r["global_batch"] > 256)]
+later = [r for r in runs if r["part"] in ("one_rank", "nodes", "recommendation") or (r["part"] == "sweep" and r["global_batch"] > 256)]
 assert later and all(r["name"] in prediction["runs"] for r in later), "a later run was not predicted"
 for r in later:  # each predicted run ended after the predictions were written
     end = os.path.getmtime(os.path.join(out, "runs", r["name"], "summary.json"))
