@@ -50,7 +50,7 @@ def steps_model(plan, prediction, rows, dataset):
     plain = {g: lr for (mode, g), (lr, _) in choice.items() if mode == "none"}
     return sweep_statistics.steps_model(prediction["fit"], plain, prediction.get("modes", {}),
                                         prediction.get("start_step", plan["mode_start_step"]), plan["max_real_ranks"],
-                                        plan.get("messages", planner.SIMPLE_NN))
+                                        plan.get("messages", planner.SIMPLE_NN), prediction.get("run_start"))
 
 
 def reading(row, key):
@@ -177,12 +177,22 @@ def configuration_name(part, g, mode, mbit, group):
                               f"({'recommended' if group[0].get('recommended') else 'beside the recommendation'})"}[part]
 
 
+def run_start_text(prediction):
+    start = prediction.get("run_start")
+    if not start:
+        return " (not priced: these predictions predate it)"
+    return (f" ({start['seconds'] * 1e3:.1f} ms + {start['compute_steps']:.2f} × a step's compute: what a run's first "
+            f"step costs beyond a steady one, fitted to the sweep's {start['runs']} runs before the predictions, each "
+            "the time of its first evaluation less its steps at the pace of the later ones)")
+
+
 def time_lines(d, rows, prediction, choice):
     """Predicted against measured for every configuration predicted before it ran (the plain sweep at each
     batch's chosen lr, the runs across nodes, the recommendations)."""
     lines = ["", "### Time to target, predicted (before the run) against measured", "",
              "Predicted: the fit's steps (times the mode's factor) × the step time of the throughput model (the "
-             "benchmarks, not these runs), plus what each evaluation leaves in the training time. Probed: the same "
+             "benchmarks, not these runs), plus what each evaluation leaves in the training time and the run's start"
+             + run_start_text(prediction) + ". Probed: the same "
              "with the compute scaled by a probe of this machine made just before the run's group, on as many "
              "processes as it runs (this VM's speed drifts, and processes at once share its caches); – where none "
              "was made (the sweep's own batches). Measured: the median over seeds of the runs' training seconds to "

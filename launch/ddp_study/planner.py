@@ -353,9 +353,10 @@ class StepsModel:
     "ranks": the ranks local SGD's runs had}}; none's lrs span the global batches the sweep measured,
     and the plan leaves out the batches outside them."""
 
-    def __init__(self, s_min, b_crit, modes, start_step, messages=SIMPLE_NN):
+    def __init__(self, s_min, b_crit, modes, start_step, messages=SIMPLE_NN, run_start=None):
         self.s_min, self.b_crit, self.modes, self.start_step = s_min, b_crit, modes, start_step
         self.messages = messages  # what a step of the dataset's model sends
+        self.run_start = run_start  # fit_run_start's {"seconds", "compute_steps"}; None: not priced
         self.batches = (min(modes["none"]["lrs"]), max(modes["none"]["lrs"]))
 
     def covers(self, batch):
@@ -366,6 +367,12 @@ class StepsModel:
 
     def lr(self, mode, batch):
         return interpolated_lr(self.modes[mode]["lrs"], batch)[0]
+
+    def start_seconds(self, compute_step):
+        """What a run's first step costs beyond a steady one, for runs whose step computes compute_step."""
+        if not self.run_start:
+            return 0.0
+        return self.run_start["seconds"] + self.run_start["compute_steps"] * compute_step
 
     def flags(self, mode, batch, ranks):
         """The flags of FLAGS_MEANING that `mode` at `batch` on `ranks` ranks earns."""
@@ -380,6 +387,30 @@ def after_evaluations(compute, steps, eval_every):
     return steps / eval_every * compute.get("after_eval", 0.0) if eval_every else 0.0
 
 
+def run_start_of(evaluations, after_eval=0.0):
+    """What a run's start cost beyond its steady steps, from its evaluations' (step, training seconds),
+    evaluated every k steps from the first: the first one's time less its steps at the pace of the later
+    ones. That pace holds one evaluation's after-cost (after_eval) every k steps, which the steps before
+    the first did not pay: it is added back. None with fewer than 3 evaluations."""
+    if len(evaluations) < 3:
+        return None
+    (step_1, t_1), (step_2, t_2), (step_n, t_n) = evaluations[0], evaluations[1], evaluations[-1]
+    pace = (t_n - t_2) / (step_n - step_2)
+    return t_1 - step_1 * pace + after_eval
+
+
+def fit_run_start(points):
+    """A run's start as seconds + compute_steps x its step's compute, fitted (least squares) to points
+    [(compute a step, measured start)]: a fixed part (the first collective, first allocations) and one
+    that grows with the step (the first touch of a larger batch's memory). Neither is held below 0."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    seconds, compute_steps = fit_line(*zip(*points))
+    if compute_steps < 0:
+        seconds, compute_steps = sum(y for _, y in points) / len(points), 0.0
+    return {"seconds": max(0.0, seconds), "compute_steps": compute_steps, "runs": len(points)}
+
+
 def scaled(compute, factor):
     """The compute `factor` times slower (a probe of the machine now against the bench's)."""
     return dict(compute, **{k: compute[k] * factor for k in ("intercept", "per_sample", "after_eval") if k in compute})
@@ -387,15 +418,16 @@ def scaled(compute, factor):
 
 def predict(model, compute, network, ranks, local_batch, mode="none", overheads=None, virtual_ranks=1, eval_every=0):
     """Steps, mean step and time to the target of `ranks` processes of v virtual ranks at `local_batch`
-    in `mode`: plain steps before the mode's start step, the mode's after, and what the evaluations
-    leave in the training time."""
+    in `mode`: plain steps before the mode's start step, the mode's after, what the evaluations leave
+    in the training time, and the run's start (model.start_seconds)."""
     steps = model.steps(mode, ranks * virtual_ranks * local_batch)
     plain = step_seconds(compute, network, ranks, local_batch, virtual_ranks, "none",
                          mode_overhead(overheads, "none"), eval_every, model.messages)
     step = step_seconds(compute, network, ranks, local_batch, virtual_ranks, mode, mode_overhead(overheads, mode),
                         eval_every, model.messages)
     seconds = run_seconds(steps, 0 if mode == "none" else model.start_step, plain, step) + \
-        after_evaluations(compute, steps, eval_every)
+        after_evaluations(compute, steps, eval_every) + \
+        model.start_seconds(compute_seconds(compute, local_batch, virtual_ranks))
     return {"steps": steps, "step_seconds": seconds / steps, "seconds": seconds}
 
 

@@ -154,11 +154,11 @@ def mode_factors(choice, modes):
     return factors
 
 
-def steps_model(fit, plain_lrs, factors, start_step, local_sgd_ranks=None, messages=planner.SIMPLE_NN):
-    """The planner's StepsModel from the fit, the plain lrs per batch and the modes' factors (their JSON
-    form, as predictions.json holds them)."""
+def steps_model(fit, plain_lrs, factors, start_step, local_sgd_ranks=None, messages=planner.SIMPLE_NN, run_start=None):
+    """The planner's StepsModel from the fit, the plain lrs per batch, the modes' factors and the runs'
+    start (their JSON form, as predictions.json holds them)."""
     modes = {"none": {"factor": 1.0, "lrs": {int(b): lr for b, lr in plain_lrs.items()}}}
     for mode, f in factors.items():
         modes[mode] = {"factor": f["factor"], "lrs": {int(b): lr for b, lr in f["lrs"].items()},
                        "ranks": local_sgd_ranks if planner.is_local_sgd(mode) else None}
-    return planner.StepsModel(fit["s_min"], fit["b_crit"], modes, start_step, messages)
+    return planner.StepsModel(fit["s_min"], fit["b_crit"], modes, start_step, messages, run_start)

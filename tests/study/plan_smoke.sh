@@ -26,6 +26,8 @@ prediction = json.load(open(os.path.join(out, "predictions.json")))["mnist"]
 fit = prediction["fit"]
 assert fit["batches"] == [64, 128, 256] and fit["s_min"] > 0 and fit["b_crit"] > 0, fit
 assert fit["statistic"] == "median" and fit["b_crit_loo"], fit
+start = prediction["run_start"]  # a run's start, read from the sweep's evaluations before the predictions
+assert start["runs"] >= 6 and start["seconds"] >= 0 and start["compute_steps"] >= 0, start
 assert set(prediction["modes"]) == {"powersgd:2", "local:4"}, prediction["modes"]
 recommended = prediction["recommended"]["1000"]
 assert recommended["mode"] in ("none", "powersgd:2", "local:4"), recommended

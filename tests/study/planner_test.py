@@ -283,6 +283,27 @@ class Search(unittest.TestCase):
         self.assertAlmostEqual(charged["step_seconds"], charged["seconds"] / steps)
         self.assertEqual(planner.after_evaluations(dict(COMPUTE, after_eval=1.0), 100, 0), 0.0)  # at the end only
 
+    def test_a_run_is_charged_its_start_once(self):
+        started = model()
+        started.run_start = {"seconds": 8e-3, "compute_steps": 1.5}
+        without, charged = (planner.predict(m, COMPUTE, SLOW, 2, 64, virtual_ranks=4) for m in (model(), started))
+        compute_step = 4 * (100e-6 + 4e-6 * 64)  # four micro-batches of 64
+        self.assertAlmostEqual(charged["seconds"] - without["seconds"], 8e-3 + 1.5 * compute_step)
+
+    def test_a_runs_start_is_read_from_its_evaluations(self):
+        # every 5 steps: 10 ms of start, 1 ms a step, 0.2 ms left by each evaluation after the first
+        evaluations = [(5 * j, 10e-3 + 5 * j * 1e-3 + (j - 1) * 0.2e-3) for j in range(1, 8)]
+        self.assertAlmostEqual(planner.run_start_of(evaluations, after_eval=0.2e-3), 10e-3)
+        self.assertIsNone(planner.run_start_of(evaluations[:2]))
+        # starts of 5 ms + 2 steps' compute, at steps of 1 and 3 ms
+        fit = planner.fit_run_start([(1e-3, 7e-3), (3e-3, 11e-3), (1e-3, 7e-3)])
+        self.assertAlmostEqual(fit["seconds"], 5e-3)
+        self.assertAlmostEqual(fit["compute_steps"], 2.0)
+        self.assertEqual(fit["runs"], 3)
+        level = planner.fit_run_start([(1e-3, 9e-3), (3e-3, 7e-3)])  # falling with the step: held flat
+        self.assertEqual((level["seconds"], level["compute_steps"]), (8e-3, 0.0))
+        self.assertIsNone(planner.fit_run_start([(1e-3, 7e-3)]))
+
     def test_a_probe_scales_the_compute_not_the_network(self):
         m, compute = model(), dict(COMPUTE, after_eval=100e-6)
         slower = planner.scaled(compute, 1.5)
