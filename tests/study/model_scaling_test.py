@@ -115,6 +115,14 @@ class Report(unittest.TestCase):
         self.assertIn("(powersgd r2)", line)
 
 
+class SecondRank(unittest.TestCase):
+    def test_times_within_ten_percent_are_even_not_a_verdict(self):
+        self.assertEqual(model_scaling_report.pays(1.0, 0.85), "yes")
+        self.assertEqual(model_scaling_report.pays(1.0, 0.95), "even")  # 0.16 s against 0.17 s: two seeds say nothing
+        self.assertEqual(model_scaling_report.pays(1.0, 1.05), "even")
+        self.assertEqual(model_scaling_report.pays(1.0, 1.2), "no")
+
+
 class Unfinished(unittest.TestCase):
     def test_a_model_not_run_yet_is_named_and_the_others_reported(self):
         out = tempfile.mkdtemp()
