@@ -25,7 +25,7 @@ def load(out, model):
     with open(os.path.join(folder, "plan.yaml")) as f:
         plan = yaml.safe_load(f)
     found = {k: read_json(os.path.join(folder, f"{k}.json")) for k in ("bench", "predictions", "runs")}
-    return plan, found["bench"], found["predictions"], found["runs"]
+    return plan, plan_report.measured_compute(found["bench"]), found["predictions"], found["runs"]
 
 
 class ModelResults:
@@ -44,8 +44,7 @@ class ModelResults:
         self.steps_model = plan_report.steps_model(self.plan, self.prediction, self.rows, self.dataset["name"])
 
     def compute_step(self, local_batch):
-        c = self.bench["compute"]
-        return c["intercept"] + c["per_sample"] * local_batch
+        return planner.compute_seconds(self.bench["compute"], local_batch)
 
     def runs(self, **where):
         return [r for r in plan_report.rows_of(self.rows, dataset=self.dataset["name"]) if

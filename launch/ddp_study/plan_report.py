@@ -30,9 +30,16 @@ def rows_of(rows, **where):
     return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
 
 
+def measured_compute(bench):
+    """The bench with its compute interpolated between the points it measured (planner.compute_seconds),
+    for a bench.json written before the compute kept them."""
+    bench["compute"].setdefault("points", bench["compute_points"])
+    return bench
+
+
 def local_batches(bench):
     """The local batches between the smallest and largest the compute bench measured: outside them the
-    line intercept + per_sample x b is an extrapolation, so the plan leaves them out."""
+    compute is an extrapolation, so the plan leaves them out."""
     measured = [b for b, _ in bench["compute_points"]]
     return [b for b in LOCAL_BATCHES if min(measured) <= b <= max(measured)]
 
@@ -281,9 +288,11 @@ def after_eval_text(bench):
 def throughput_lines(bench, plan):
     c = bench["compute"]
     lines = ["", "## The throughput model", "",
-             f"Compute (ddp-bench-train, one rank of this machine, {bench['measured_at']}): a step of local batch b takes "
-             f"{c['intercept'] * 1e6:.0f} µs + {c['per_sample'] * 1e6:.2f} µs × b (points: " +
-             ", ".join(f"{b}: {t * 1e6:.0f} µs" for b, t in bench["compute_points"]) + "); a process of v virtual ranks "
+             f"Compute (ddp-bench-train, one rank of this machine, {bench['measured_at']}): a step of local batch b, "
+             "interpolated between the local batches measured (" +
+             ", ".join(f"{b}: {t * 1e6:,.0f} µs" for b, t in bench["compute_points"]) + "; the line fitted through "
+             f"them, {c['intercept'] * 1e6:,.0f} µs + {c['per_sample'] * 1e6:.2f} µs × b, is shown, not used: a step "
+             "can grow faster than its batch); a process of v virtual ranks "
              "takes v of them (the optimizer's step counted each time: a slight overestimate). The plan keeps the local "
              "batches between the smallest and largest measured." + after_eval_text(bench), "",
              "| network | α (per collective step) | bandwidth | bucket | where it comes from |",

@@ -307,8 +307,17 @@ def mode_overhead(overheads, mode):
 
 def compute_seconds(compute, local_batch, virtual_ranks=1):
     """A process's compute for one step: its virtual ranks' micro-batches one after the other, each
-    compute["intercept"] + compute["per_sample"] x local_batch (fitted from ddp-bench-train)."""
-    return virtual_ranks * (compute["intercept"] + compute["per_sample"] * local_batch)
+    interpolated between compute["points"] ([local batch, seconds] as ddp-bench-train measured them)
+    where it has them, else compute["intercept"] + compute["per_sample"] x local_batch (a preset's, or
+    yours). Not one line through measured points: LeNet-5's step grows faster than its batch (16 ms at
+    256, 44 ms at 512), and a line through all five went below zero at 32."""
+    points = compute.get("points") or []
+    if len(points) < 2:
+        return virtual_ranks * (compute["intercept"] + compute["per_sample"] * local_batch)
+    points = sorted(points)
+    i = next((k for k in range(1, len(points) - 1) if local_batch <= points[k][0]), len(points) - 1)
+    (b0, t0), (b1, t1) = points[i - 1], points[i]
+    return virtual_ranks * (t0 + (t1 - t0) * (local_batch - b0) / (b1 - b0))
 
 
 def step_seconds(compute, network, ranks, local_batch, virtual_ranks=1, mode="none", overhead=0.0, eval_every=0,
@@ -413,7 +422,10 @@ def fit_run_start(points):
 
 def scaled(compute, factor):
     """The compute `factor` times slower (a probe of the machine now against the bench's)."""
-    return dict(compute, **{k: compute[k] * factor for k in ("intercept", "per_sample", "after_eval") if k in compute})
+    slower = dict(compute, **{k: compute[k] * factor for k in ("intercept", "per_sample", "after_eval") if k in compute})
+    if compute.get("points"):
+        slower["points"] = [[b, t * factor] for b, t in compute["points"]]
+    return slower
 
 
 def predict(model, compute, network, ranks, local_batch, mode="none", overheads=None, virtual_ranks=1, eval_every=0):

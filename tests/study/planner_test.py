@@ -304,6 +304,16 @@ class Search(unittest.TestCase):
         self.assertEqual((level["seconds"], level["compute_steps"]), (8e-3, 0.0))
         self.assertIsNone(planner.fit_run_start([(1e-3, 7e-3)]))
 
+    def test_the_measured_compute_is_interpolated_not_a_line_through_it(self):
+        # LeNet-5's bench: a step grows faster than its batch, and the line through all five goes below zero at 32
+        lenet = {"intercept": -27e-3, "per_sample": 0.34e-3,
+                 "points": [[32, 2.2e-3], [64, 4.0e-3], [128, 7.7e-3], [256, 18.1e-3], [512, 164.6e-3]]}
+        self.assertAlmostEqual(planner.compute_seconds(lenet, 32), 2.2e-3)
+        self.assertAlmostEqual(planner.compute_seconds(lenet, 96, virtual_ranks=2), 2 * (4.0e-3 + 7.7e-3) / 2)
+        self.assertAlmostEqual(planner.compute_seconds(lenet, 512), 164.6e-3)
+        self.assertAlmostEqual(planner.scaled(lenet, 2.0)["points"][1][1], 8.0e-3)
+        self.assertAlmostEqual(planner.compute_seconds(COMPUTE, 64), 100e-6 + 4e-6 * 64)  # a preset: its line
+
     def test_a_probe_scales_the_compute_not_the_network(self):
         m, compute = model(), dict(COMPUTE, after_eval=100e-6)
         slower = planner.scaled(compute, 1.5)
