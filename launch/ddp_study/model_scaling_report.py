@@ -272,7 +272,7 @@ def finished(out, model):
     return os.path.isfile(os.path.join(out, model, "runs.json"))
 
 
-def write_report(study, out, facts, command_line):
+def write_report(study, out, facts, command_line, regenerate=None):
     """facts: {model: (training samples, planner.Messages)}. Writes OUT/report.md and the plot from the models
     whose plan has finished (the others named as not run yet); returns its path."""
     models = [ModelResults(out, m["name"], *facts[m["name"]]) for m in study["models"] if finished(out, m["name"])]
@@ -280,7 +280,9 @@ def write_report(study, out, facts, command_line):
     ok = sum(r["status"] == "ok" for m in models for r in m.rows)
     total = sum(len(m.rows) for m in models)
     lines = [f"# Where data parallelism starts to pay, per model: {study['name']}", "",
-             f"Made by `{command_line}` ({ok} of {total} runs completed). Each model's own report, with its "
+             (f"Made by `{command_line}`" if not regenerate else
+              f"Reported by `{command_line}` from the runs `{regenerate}` makes (it runs them all again)") +
+             f" ({ok} of {total} runs completed). Each model's own report, with its "
              "predictions against the runs and the plan from 1 to 1024 ranks: " +
              ", ".join(f"[{m.name}]({m.name}/report.md)" for m in models) + ".", ""]
     if missing:
