@@ -47,8 +47,7 @@ class ModelResults:
         return planner.compute_seconds(self.bench["compute"], local_batch)
 
     def runs(self, **where):
-        return [r for r in plan_report.rows_of(self.rows, dataset=self.dataset["name"]) if
-                all(r.get(k) == v for k, v in where.items())]
+        return plan_report.rows_of(self.rows, dataset=self.dataset["name"], **where)
 
     def one_rank(self):
         """1 rank on one node at global batch local_batch, run alone beside the runs across nodes (launch/plan's
