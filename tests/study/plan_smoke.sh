@@ -59,6 +59,22 @@ for png in ("time_to_target_vs_ranks_mnist.png", "steps_vs_samples_mnist.png"):
 print(f"ok: plan smoke: fit S_min {fit['s_min']:.1f}, B_crit {fit['b_crit']:.0f}; {len(later)} runs predicted before they ran; "
       f"recommended at 1 Gbit/s: {recommended['mode']}, local batch {recommended['local_batch']}")
 PY
+# --reuse after every run has run: the predictions written before them stand, even where this launch/plan
+# would now predict otherwise (here a fit edited by hand), and nothing runs again.
+python3 - "$out/predictions.json" <<'PY'
+import json, sys
+predictions = json.load(open(sys.argv[1]))
+predictions["mnist"]["fit"]["s_min"] = 12345.0
+json.dump(predictions, open(sys.argv[1], "w"))
+PY
+written=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mnist"]["written_at"])' "$out/predictions.json")
+launch/plan configs/plan-smoke.yaml --binary "$train" --out "$out" --reuse >"$out/reuse.log" 2>&1 || { cat "$out/reuse.log"; exit 1; }
+grep -q "^plan: mnist: the predictions written $written stand, as runs they predict have run" "$out/reuse.log" \
+  && [ "$(grep -c "reused: an earlier invocation finished" "$out/reuse.log")" = 23 ] \
+  && python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["mnist"]; assert p["fit"]["s_min"] == 12345.0 and p["written_at"] == sys.argv[2], p["written_at"]' \
+       "$out/predictions.json" "$written" \
+  || { cat "$out/reuse.log"; echo "FAIL: --reuse wrote the predictions again after their runs"; exit 1; }
+echo "ok: --reuse keeps the predictions written before their runs"
 # One's own cluster: its network's figures (or a ddp-bench-comm output) and compute, planned again
 # from the same measurements without running anything.
 { cat configs/plan-smoke.yaml; printf 'networks:\n  - {name: "our 25 GbE", alpha_us: 15, gbit_per_s: 25}\n'
