@@ -143,13 +143,19 @@ def steps_lines(models):
     return lines
 
 
+def on_this_machine(bench, network, processes):
+    """The compute of `processes` ranks on `network`: the local cluster's nodes share this machine's cores
+    (plan_report.compute_on); a preset's nodes are machines of their own, one process each."""
+    return plan_report.compute_on(bench, processes) if network.startswith("local cluster") else bench["compute"]
+
+
 def second_rank_lines(models):
     """Per model and network: does a second rank pay, as the planner says (model output) and, on the local
     cluster's caps, as the runs say."""
     lines = ["", "## Does a second rank pay?", "",
              "The planner (model output): the least predicted time to the target on 1 rank and on 2 (any mode and local "
-             "batch the bench measured) with this machine's compute, on the presets and the local cluster's measured "
-             "links. The runs (measured), on the local cluster's caps only: 1 rank on one node at batch 64 (alone) against the "
+             "batch the bench measured) with this machine's compute (on the local cluster's nodes, two processes sharing "
+             "its cores, where the bench measured that), on the presets and the local cluster's measured links. The runs (measured), on the local cluster's caps only: 1 rank on one node at batch 64 (alone) against the "
              "soonest of the runs across 2 nodes at that cap (every mode and batch that ran there). A row says `yes` "
              f"where 2 ranks reach the target sooner by more than {planner.SCALING_WITHIN:.0%}, `no` where later by more, "
              "and `even` between (the planner's own rule for where adding ranks stops paying; two seeds on this VM "
@@ -160,8 +166,8 @@ def second_rank_lines(models):
     for m in models:
         local = plan_report.local_batches(m.bench)
         for name, net in plan_report.networks(m.bench, m.plan):
-            one, two = (planner.best_configuration(m.steps_model, m.bench["compute"], net, n, local, m.size,
-                                                   m.bench["overhead"], plan_report.eval_cadence(m.plan, m.size))
+            one, two = (planner.best_configuration(m.steps_model, on_this_machine(m.bench, name, n), net, n, local,
+                                                   m.size, m.bench["overhead"], plan_report.eval_cadence(m.plan, m.size))
                         for n in (1, 2))
             if not one or not two:
                 continue

@@ -37,6 +37,27 @@ def measured_compute(bench):
     return bench
 
 
+def compute_on(bench, processes):
+    """The bench's compute for a step of `processes` processes at once on this machine: the runs here of
+    2 ranks (on this host, or across the local cluster's nodes, namespaces of the same 2 cores) share
+    its caches and memory bandwidth, and took 18-41% longer than one process alone. Where the bench
+    measured that many at once (compute_by_processes: each local batch's plain loop on that many ranks
+    against one), their points; else one process's (one rank, or a bench.json written before it)."""
+    shared = bench.get("compute_by_processes", {}).get(str(processes))
+    if processes < 2 or not shared:
+        return bench["compute"]
+    intercept, per_sample = planner.fit_line(*zip(*shared["points"]))
+    return dict(bench["compute"], points=shared["points"], intercept=intercept, per_sample=per_sample)
+
+
+def probe_on(bench, processes):
+    """The bench's own probe on as many processes as compute_on prices `processes` with: a later probe on
+    `processes` is held against it (the bench probes one process, and each count it measured at once)."""
+    if compute_on(bench, processes) is bench["compute"]:
+        return bench["probe"]["seconds"]
+    return bench["probe"]["by_processes"][str(processes)]
+
+
 def local_batches(bench):
     """The local batches between the smallest and largest the compute bench measured: outside them the
     compute is an extrapolation, so the plan leaves them out."""
@@ -278,10 +299,25 @@ def after_eval_text(bench):
             "steps against none: the steps after one start on caches its test images emptied)."
             if "after_eval" in c else "")
     if probe:
+        more = "".join(f", on {p} at once {s * 1e6:.0f} µs (less the exchange the model prices on this host)"
+                       for p, s in probe.get("by_processes", {}).items())
         text += (f" The probe (a step of an epoch of ddp-train at the plan's local batch on one process, the median of "
-                 f"three, {probe['at']}): {probe['seconds'] * 1e6:.0f} µs; each group of timed runs was probed again "
-                 "just before it on as many processes as it runs (less the exchange the model prices on this host), "
-                 "and predicted again with the compute scaled by the ratio (the probed columns).")
+                 f"three, {probe['at']}): {probe['seconds'] * 1e6:.0f} µs{more}; each group of timed runs was probed again just before it on as many processes as it "
+                 "runs, and predicted again with the compute scaled by its ratio to the bench's own probe on as many "
+                 "processes (on one, where the bench has none): the probed columns.")
+    return text
+
+
+def processes_text(bench):
+    """What the bench measured of processes at once, and which runs it prices."""
+    text = ""
+    for processes, shared in bench.get("compute_by_processes", {}).items():
+        alone = dict(bench["compute"]["points"])
+        text += (f" On {processes} processes at once (this machine's runs of {processes} ranks, on the host and "
+                 "across the local cluster's nodes, share its cores and memory): each local batch's plain loop "
+                 f"(ddp-bench-train) on {processes} ranks against one, back to back, scales its step (" +
+                 ", ".join(f"{b}: ×{t / alone[b]:.2f}" for b, t in shared["points"]) +
+                 f"); runs of {processes} ranks here are priced with it, the plan's other rows with one process's.")
     return text
 
 
@@ -294,7 +330,7 @@ def throughput_lines(bench, plan):
              f"them, {c['intercept'] * 1e6:,.0f} µs + {c['per_sample'] * 1e6:.2f} µs × b, is shown, not used: a step "
              "can grow faster than its batch); a process of v virtual ranks "
              "takes v of them (the optimizer's step counted each time: a slight overestimate). The plan keeps the local "
-             "batches between the smallest and largest measured." + after_eval_text(bench), "",
+             "batches between the smallest and largest measured." + processes_text(bench) + after_eval_text(bench), "",
              "| network | α (per collective step) | bandwidth | bucket | where it comes from |",
              "| --- | ---: | ---: | ---: | --- |"]
     for name, net in bench["networks"].items():

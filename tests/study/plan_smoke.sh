@@ -46,6 +46,9 @@ for r in later:
 bench = json.load(open(os.path.join(out, "bench.json")))
 assert bench["probe"]["seconds"] > 0 and bench["compute"]["after_eval"] >= 0, (bench["probe"], bench["compute"])
 assert bench["compute"]["per_sample"] > 0 and "local cluster, tbf 1000 Mbit/s" in bench["networks"], bench.keys()
+shared = bench["compute_by_processes"]["2"]["points"]  # max_real_ranks at once, at every bench local batch
+assert [b for b, _ in shared] == [b for b, _ in bench["compute"]["points"]] and all(t > 0 for _, t in shared), shared
+assert bench["probe"]["by_processes"]["2"] > 0, bench["probe"]
 assert bench["networks"]["local cluster, tbf 1000 Mbit/s"]["burst_bytes"] == 500000, "not cluster/link's 4 ms bucket"
 report = open(os.path.join(out, "report.md")).read()
 for part in ("McCandlish et al.'s model fitted", "predicted (before the run) against measured", "The planner's recommendation",

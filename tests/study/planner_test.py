@@ -11,7 +11,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch"))
-from ddp_study import plan_report, plan_runs, planner, sweep_statistics  # noqa: E402
+from ddp_study import model_scaling_report, plan_report, plan_runs, planner, sweep_statistics  # noqa: E402
 from ddp_study.sweep_statistics import MISSED  # noqa: E402
 
 BATCHES = [64, 128, 256, 512, 1024, 2048, 4096]
@@ -323,6 +323,29 @@ class Search(unittest.TestCase):
         exchange = planner.exchange_seconds("none", 2, SLOW)
         self.assertAlmostEqual(probed["step_seconds"] - exchange,
                                1.5 * (base["step_seconds"] - exchange))
+
+    def test_processes_at_once_are_priced_with_what_the_bench_measured_at_once(self):
+        # On 2 cores two processes took 1.3x one alone at 64 and 1.5x at 1024: runs of 2 ranks here
+        # (host or local cluster) are priced with that, 1 rank with one process's, a preset's nodes alone.
+        alone = {"intercept": 1e-4, "per_sample": 4e-6, "points": [[64, 4e-4], [1024, 4.2e-3]], "after_eval": 2e-4}
+        bench = {"compute": alone, "compute_by_processes": {"2": {"points": [[64, 5.2e-4], [1024, 6.3e-3]]}},
+                 "probe": {"seconds": 4.1e-4, "by_processes": {"2": 5.5e-4}}}
+        two = plan_report.compute_on(bench, 2)
+        self.assertAlmostEqual(planner.compute_seconds(two, 1024), 6.3e-3)
+        self.assertAlmostEqual(planner.compute_seconds(two, 544), (5.2e-4 + 6.3e-3) / 2)
+        self.assertEqual(two["after_eval"], 2e-4)  # measured on max_real_ranks already
+        self.assertIs(plan_report.compute_on(bench, 1), alone)
+        self.assertIs(plan_report.compute_on(bench, 4), alone)  # never measured at once: one process's
+        self.assertEqual(plan_report.probe_on(bench, 2), 5.5e-4)  # a later probe on 2 holds against the bench's on 2
+        self.assertEqual(plan_report.probe_on(bench, 1), 4.1e-4)
+        m = model()
+        self.assertGreater(planner.predict(m, two, SLOW, 2, 64)["seconds"], planner.predict(m, alone, SLOW, 2, 64)["seconds"])
+        old = {"compute": alone, "probe": {"seconds": 4.1e-4}}  # a bench.json written before: as it was priced
+        self.assertIs(plan_report.compute_on(old, 2), alone)
+        self.assertEqual(plan_report.probe_on(old, 2), 4.1e-4)
+        nodes = model_scaling_report.on_this_machine(bench, "local cluster, tbf 100 Mbit/s", 2)
+        self.assertEqual(nodes["points"], two["points"])  # the local cluster's nodes share this machine
+        self.assertIs(model_scaling_report.on_this_machine(bench, "10 GbE", 2), alone)
 
     def test_the_search_picks_the_mode_beside_the_batch(self):
         m = model({"powersgd:2": 1.1, "fp16": 1.05, "local:16": 1.3})
