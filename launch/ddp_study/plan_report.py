@@ -39,15 +39,17 @@ def measured_compute(bench):
 
 def compute_on(bench, processes):
     """The bench's compute for a step of `processes` processes at once on this machine: the runs here of
-    2 ranks (on this host, or across the local cluster's nodes, namespaces of the same 2 cores) share
-    its caches and memory bandwidth, and took 18-41% longer than one process alone. Where the bench
-    measured that many at once (compute_by_processes: each local batch's plain loop on that many ranks
-    against one), their points; else one process's (one rank, or a bench.json written before it)."""
+    2 ranks (on this host, or across the local cluster's nodes, namespaces of the same 2 cores) took
+    18-41% longer than one process's compute and the exchange. Where the bench measured that many at
+    once (compute_by_processes: each local batch's data-parallel step on that many ranks), their compute
+    outside the all-reduce and their wait in it beyond the exchange; else one process's (one rank, or a
+    bench.json written before it)."""
     shared = bench.get("compute_by_processes", {}).get(str(processes))
-    if processes < 2 or not shared:
+    if processes < 2 or not shared or "wait_points" not in shared:
         return bench["compute"]
     intercept, per_sample = planner.fit_line(*zip(*shared["points"]))
-    return dict(bench["compute"], points=shared["points"], intercept=intercept, per_sample=per_sample)
+    return dict(bench["compute"], points=shared["points"], wait_points=shared["wait_points"], intercept=intercept,
+                per_sample=per_sample)
 
 
 def probe_on(bench, processes):
@@ -312,12 +314,14 @@ def processes_text(bench):
     """What the bench measured of processes at once, and which runs it prices."""
     text = ""
     for processes, shared in bench.get("compute_by_processes", {}).items():
-        alone = dict(bench["compute"]["points"])
+        waits = dict(shared.get("wait_points", []))
         text += (f" On {processes} processes at once (this machine's runs of {processes} ranks, on the host and "
-                 "across the local cluster's nodes, share its cores and memory): each local batch's plain loop "
-                 f"(ddp-bench-train) on {processes} ranks against one, back to back, scales its step (" +
-                 ", ".join(f"{b}: ×{t / alone[b]:.2f}" for b, t in shared["points"]) +
-                 f"); runs of {processes} ranks here are priced with it, the plan's other rows with one process's.")
+                 "across the local cluster's nodes): ddp-bench-train on as many ranks, right after each local batch's "
+                 "run on one, gives a step's compute outside the all-reduce and its wait in it for the slower "
+                 "process, beyond the exchange the model prices (" +
+                 ", ".join(f"{b}: {t * 1e6:,.0f} + {waits.get(b, 0) * 1e6:,.0f} µs" for b, t in shared["points"]) +
+                 f"); runs of {processes} ranks here are priced with them (the wait once a step), the plan's other "
+                 "rows with one process's compute.")
     return text
 
 

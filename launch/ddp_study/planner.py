@@ -305,19 +305,26 @@ def mode_overhead(overheads, mode):
     return overheads.get(mode, 0.0)
 
 
+def interpolated(points, x):
+    """The line between the two points [x, y] around x (outside them: the nearest two's, carried on)."""
+    points = sorted(points)
+    i = next((k for k in range(1, len(points) - 1) if x <= points[k][0]), len(points) - 1)
+    (x0, y0), (x1, y1) = points[i - 1], points[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
 def compute_seconds(compute, local_batch, virtual_ranks=1):
     """A process's compute for one step: its virtual ranks' micro-batches one after the other, each
     interpolated between compute["points"] ([local batch, seconds] as ddp-bench-train measured them)
     where it has them, else compute["intercept"] + compute["per_sample"] x local_batch (a preset's, or
     yours). Not one line through measured points: LeNet-5's step grows faster than its batch (16 ms at
-    256, 44 ms at 512), and a line through all five went below zero at 32."""
+    256, 44 ms at 512), and a line through all five went below zero at 32. Processes at once on one
+    machine also wait, once a step, for the slower of them (compute["wait_points"], where measured)."""
     points = compute.get("points") or []
+    wait = interpolated(compute["wait_points"], local_batch) if compute.get("wait_points") else 0.0
     if len(points) < 2:
-        return virtual_ranks * (compute["intercept"] + compute["per_sample"] * local_batch)
-    points = sorted(points)
-    i = next((k for k in range(1, len(points) - 1) if local_batch <= points[k][0]), len(points) - 1)
-    (b0, t0), (b1, t1) = points[i - 1], points[i]
-    return virtual_ranks * (t0 + (t1 - t0) * (local_batch - b0) / (b1 - b0))
+        return virtual_ranks * (compute["intercept"] + compute["per_sample"] * local_batch) + wait
+    return virtual_ranks * interpolated(points, local_batch) + wait
 
 
 def step_seconds(compute, network, ranks, local_batch, virtual_ranks=1, mode="none", overhead=0.0, eval_every=0,
@@ -423,8 +430,9 @@ def fit_run_start(points):
 def scaled(compute, factor):
     """The compute `factor` times slower (a probe of the machine now against the bench's)."""
     slower = dict(compute, **{k: compute[k] * factor for k in ("intercept", "per_sample", "after_eval") if k in compute})
-    if compute.get("points"):
-        slower["points"] = [[b, t * factor] for b, t in compute["points"]]
+    for key in ("points", "wait_points"):
+        if compute.get(key):
+            slower[key] = [[b, t * factor] for b, t in compute[key]]
     return slower
 
 

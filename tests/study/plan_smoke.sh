@@ -10,6 +10,7 @@ train=${DDP_TRAIN:-$PWD/build/ddp-train}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 launch/plan configs/plan-smoke.yaml --binary "$train" --out "$out" >"$out/plan.log" 2>&1 || { cat "$out/plan.log"; exit 1; }
+grep "  compute: " "$out/plan.log" || true  # the bench, one process and two at once
 python3 - "$out" <<'PY' || { cat "$out/plan.log"; exit 1; }
 import calendar, json, os, re, sys, time
 out = sys.argv[1]
@@ -46,8 +47,9 @@ for r in later:
 bench = json.load(open(os.path.join(out, "bench.json")))
 assert bench["probe"]["seconds"] > 0 and bench["compute"]["after_eval"] >= 0, (bench["probe"], bench["compute"])
 assert bench["compute"]["per_sample"] > 0 and "local cluster, tbf 1000 Mbit/s" in bench["networks"], bench.keys()
-shared = bench["compute_by_processes"]["2"]["points"]  # max_real_ranks at once, at every bench local batch
-assert [b for b, _ in shared] == [b for b, _ in bench["compute"]["points"]] and all(t > 0 for _, t in shared), shared
+shared = bench["compute_by_processes"]["2"]  # max_real_ranks at once, at every bench local batch
+assert [b for b, _ in shared["points"]] == [b for b, _ in bench["compute"]["points"]], shared
+assert all(t > 0 for _, t in shared["points"]) and all(w >= 0 for _, w in shared["wait_points"]), shared
 assert bench["probe"]["by_processes"]["2"] > 0, bench["probe"]
 assert bench["networks"]["local cluster, tbf 1000 Mbit/s"]["burst_bytes"] == 500000, "not cluster/link's 4 ms bucket"
 report = open(os.path.join(out, "report.md")).read()

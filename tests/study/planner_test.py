@@ -325,18 +325,23 @@ class Search(unittest.TestCase):
                                1.5 * (base["step_seconds"] - exchange))
 
     def test_processes_at_once_are_priced_with_what_the_bench_measured_at_once(self):
-        # On 2 cores two processes took 1.3x one alone at 64 and 1.5x at 1024: runs of 2 ranks here
-        # (host or local cluster) are priced with that, 1 rank with one process's, a preset's nodes alone.
+        # Two processes on 2 cores: each computes 1.2x slower than one alone, and waits in the all-reduce
+        # for the slower once a step. Runs of 2 ranks here (host or local cluster) are priced with both,
+        # 1 rank with one process's compute, a preset's nodes (machines of their own) with one process's.
         alone = {"intercept": 1e-4, "per_sample": 4e-6, "points": [[64, 4e-4], [1024, 4.2e-3]], "after_eval": 2e-4}
-        bench = {"compute": alone, "compute_by_processes": {"2": {"points": [[64, 5.2e-4], [1024, 6.3e-3]]}},
-                 "probe": {"seconds": 4.1e-4, "by_processes": {"2": 5.5e-4}}}
+        bench = {"compute": alone, "probe": {"seconds": 4.1e-4, "by_processes": {"2": 6.5e-4}},
+                 "compute_by_processes": {"2": {"points": [[64, 5e-4], [1024, 5.3e-3]],
+                                                "collective_points": [[64, 2.7e-4], [1024, 6.6e-4]],
+                                                "wait_points": [[64, 1.5e-4], [1024, 5e-4]]}}}
         two = plan_report.compute_on(bench, 2)
-        self.assertAlmostEqual(planner.compute_seconds(two, 1024), 6.3e-3)
-        self.assertAlmostEqual(planner.compute_seconds(two, 544), (5.2e-4 + 6.3e-3) / 2)
+        self.assertAlmostEqual(planner.compute_seconds(two, 1024), 5.3e-3 + 5e-4)
+        self.assertAlmostEqual(planner.compute_seconds(two, 544), (5e-4 + 5.3e-3) / 2 + (1.5e-4 + 5e-4) / 2)
+        self.assertAlmostEqual(planner.compute_seconds(two, 64, virtual_ranks=16), 16 * 5e-4 + 1.5e-4)  # waits once
+        self.assertAlmostEqual(planner.compute_seconds(planner.scaled(two, 2.0), 64), 2 * (5e-4 + 1.5e-4))
         self.assertEqual(two["after_eval"], 2e-4)  # measured on max_real_ranks already
         self.assertIs(plan_report.compute_on(bench, 1), alone)
         self.assertIs(plan_report.compute_on(bench, 4), alone)  # never measured at once: one process's
-        self.assertEqual(plan_report.probe_on(bench, 2), 5.5e-4)  # a later probe on 2 holds against the bench's on 2
+        self.assertEqual(plan_report.probe_on(bench, 2), 6.5e-4)  # a later probe on 2 holds against the bench's on 2
         self.assertEqual(plan_report.probe_on(bench, 1), 4.1e-4)
         m = model()
         self.assertGreater(planner.predict(m, two, SLOW, 2, 64)["seconds"], planner.predict(m, alone, SLOW, 2, 64)["seconds"])
@@ -344,7 +349,7 @@ class Search(unittest.TestCase):
         self.assertIs(plan_report.compute_on(old, 2), alone)
         self.assertEqual(plan_report.probe_on(old, 2), 4.1e-4)
         nodes = model_scaling_report.on_this_machine(bench, "local cluster, tbf 100 Mbit/s", 2)
-        self.assertEqual(nodes["points"], two["points"])  # the local cluster's nodes share this machine
+        self.assertEqual(nodes["wait_points"], two["wait_points"])  # the local cluster's nodes share this machine
         self.assertIs(model_scaling_report.on_this_machine(bench, "10 GbE", 2), alone)
 
     def test_the_search_picks_the_mode_beside_the_batch(self):
