@@ -1,8 +1,9 @@
 """What a driver shows on the terminal: `[k/N]` progress with an ETA, an OSError (a result that
-cannot be written or read) as one line and exit 1, and Ctrl-C as one line and exit 130, instead of
-a traceback."""
+cannot be written or read) as one line and exit 1, and Ctrl-C (or SIGTERM) as one line and exit 130,
+instead of a traceback."""
 import errno
 import math
+import signal
 import sys
 import time
 
@@ -55,9 +56,19 @@ def failure_line(program, error):
     return line
 
 
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def exit_code_of_main(program, main):
     """main()'s exit code; an OSError (a result that cannot be written, a file that cannot be
-    read) is one line on stderr and exit 1, not a traceback."""
+    read) is one line on stderr and exit 1, not a traceback. SIGTERM (kill, timeout, Slurm) stops it
+    as Ctrl-C does (its runs stopped, a local cluster it started taken down; SIGTERM's default ended it
+    at once and left both), and so does SIGINT where it came in ignored: a shell without job control
+    starts `driver &` so."""
+    signal.signal(signal.SIGTERM, interrupt)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return main()
     except OSError as e:

@@ -2,11 +2,13 @@
 """launch/ddp_study's executors (CTest study_executor): a run's identity whatever launched it (what
 --reuse compares), the cores runs take on one host and the runs at once they allow (against a
 stand-in mpirun that records where each run ran), and the Slurm executor's reading of task states,
-its retry decision, its sbatch command lines and the task script's status file."""
+its retry decision, its sbatch command lines and the task script's status file; and a driver stopped by
+SIGTERM, or by a SIGINT it came in ignoring, stopping its runs."""
 import io
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -331,6 +333,56 @@ class Results(unittest.TestCase):
             (result,) = executor.Serial(reuse=True).run([run])
         self.assertEqual((result.status, result.reused), ("ok", True))
         self.assertIn("reused: an earlier invocation finished this command line", out.getvalue())
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+class Stopping(unittest.TestCase):
+    """A driver stopped by SIGTERM (kill, timeout, Slurm), or by SIGINT where it inherited it ignored (a
+    shell without job control starts `driver &` so), stops as Ctrl-C stops it: its run's processes end,
+    and it exits 130 with its line, its local cluster taken down on the way (a with block)."""
+
+    DRIVER = """import os, sys
+sys.path.insert(0, {launch!r})
+from ddp_study import console, runs
+def main():
+    runs.launch_and_log(["sh", "-c", "echo $$ > {pid}; exec sleep 60"], {log!r}, 120)
+    return 0
+sys.exit(console.exit_code_of_main("driver", main))
+"""
+
+    def stopped_by(self, signum):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        pid_file = os.path.join(directory, "pid")
+        script = self.DRIVER.format(launch=os.path.join(ROOT, "launch"), pid=pid_file,
+                                    log=os.path.join(directory, "log"))
+        driver = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        self.addCleanup(lambda: driver.poll() is None and driver.kill())  # where it failed to stop
+        deadline = time.time() + 30
+        while not read_text(pid_file).strip():
+            self.assertLess(time.time(), deadline, "the driver's run never started")
+            time.sleep(0.05)
+        run_pid = int(read_text(pid_file))
+        driver.send_signal(signum)
+        _, stderr = driver.communicate(timeout=30)
+        self.assertEqual(driver.returncode, 130, stderr)
+        self.assertIn("driver: interrupted", stderr)
+        with self.assertRaises(ProcessLookupError, msg="the run trains on after its driver stopped"):
+            os.kill(run_pid, 0)
+
+    def test_sigterm_stops_the_driver_and_its_runs(self):
+        self.stopped_by(signal.SIGTERM)
+
+    def test_sigint_stops_a_driver_started_with_it_ignored(self):
+        self.stopped_by(signal.SIGINT)
 
 
 if __name__ == "__main__":
