@@ -56,7 +56,7 @@ def failure_line(program, error):
     return line
 
 
-def interrupt(signum, frame):
+def raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
@@ -66,8 +66,9 @@ def exit_code_of_main(program, main):
     as Ctrl-C does (its runs stopped, a local cluster it started taken down; SIGTERM's default ended it
     at once and left both), and so does SIGINT where it came in ignored: a shell without job control
     starts `driver &` so."""
-    signal.signal(signal.SIGTERM, interrupt)
-    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    if handlers[signal.SIGINT] == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return main()
@@ -78,3 +79,7 @@ def exit_code_of_main(program, main):
         print(f"{program}: interrupted; the runs that finished are kept: the same command with --reuse continues",
               file=sys.stderr, flush=True)
         return 130
+    finally:  # a caller in the same process (a test) keeps its own
+        for signum, handler in handlers.items():
+            if handler is not None:  # None: set outside Python, not restorable from it
+                signal.signal(signum, handler)

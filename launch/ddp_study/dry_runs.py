@@ -8,14 +8,14 @@ import subprocess
 import sys
 
 from . import ROOT, planner
-from .runs import reason_of
+from .runs import reason_of, run_stoppable
 
 
 def config_facts(binary, config):
     """(training samples, what a step of the config's model sends: a planner.Messages), as ddp-train
     --dry-run says; ValueError with its output where it fails."""
-    result = subprocess.run([binary, "--dry-run", "--config", os.path.join(ROOT, config)], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    result = run_stoppable([binary, "--dry-run", "--config", os.path.join(ROOT, config)], text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     found = re.search(r"(\d+) train / \d+ test samples", result.stdout)
     messages = planner.parse_messages(result.stdout)
     if result.returncode != 0 or not found or not messages:
@@ -40,8 +40,8 @@ def check_runs(binary, config, runs, parallel=2):
 
     def check(item):
         name, overrides, ranks, run_dir = item
-        result = subprocess.run(dry_run_command(binary, config, overrides, ranks, run_dir), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        result = run_stoppable(dry_run_command(binary, config, overrides, ranks, run_dir), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
         return None if result.returncode == 0 else (name, reason_of(result.stdout))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:

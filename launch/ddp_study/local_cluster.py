@@ -5,6 +5,7 @@ import subprocess
 import tempfile
 
 from . import ROOT
+from .runs import run_stoppable
 
 
 CLUSTER_KEYS = ("DDP_SLURM_STATE", "DDP_CLUSTER_NAME")  # what cluster/* and launch/mpirun read
@@ -27,7 +28,11 @@ class LocalCluster:
         self.own = True
         self.state = tempfile.mkdtemp(prefix="ddp-slow-links.")
         self.env.update(DDP_SLURM_STATE=self.state, DDP_CLUSTER_NAME=f"sl{os.getpid() % 100000}")
-        self.script("start", "--nodes", str(self.nodes))
+        try:
+            self.script("start", "--nodes", str(self.nodes))
+        except BaseException:  # failed or interrupted half-way: what it started goes
+            self.take_down()
+            raise
         # The runs launch/mpirun starts inherit this process's environment: they must find this cluster.
         self.outer = {k: os.environ.get(k) for k in CLUSTER_KEYS}
         os.environ.update({k: self.env[k] for k in CLUSTER_KEYS})
@@ -42,6 +47,9 @@ class LocalCluster:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        self.take_down()
+
+    def take_down(self):
         subprocess.run([os.path.join(ROOT, "cluster", "stop")], env=self.env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         subprocess.run(["rm", "-rf", self.state])
@@ -57,8 +65,8 @@ class LocalCluster:
                            stderr=subprocess.DEVNULL).returncode == 0
 
     def script(self, name, *args):
-        result = subprocess.run([os.path.join(ROOT, "cluster", name), *args], env=self.env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        result = run_stoppable([os.path.join(ROOT, "cluster", name), *args], env=self.env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if result.returncode != 0:
             raise RuntimeError(f"cluster/{name} {' '.join(args)} failed:\n{result.stdout}")
         return result.stdout

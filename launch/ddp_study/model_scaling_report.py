@@ -143,12 +143,6 @@ def steps_lines(models):
     return lines
 
 
-def on_this_machine(bench, network, processes):
-    """The compute of `processes` ranks on `network`: the local cluster's nodes share this machine's cores
-    (plan_report.compute_on); a preset's nodes are machines of their own, one process each."""
-    return plan_report.compute_on(bench, processes) if network.startswith("local cluster") else bench["compute"]
-
-
 def second_rank_lines(models):
     """Per model and network: does a second rank pay, as the planner says (model output) and, on the local
     cluster's caps, as the runs say."""
@@ -166,8 +160,9 @@ def second_rank_lines(models):
     for m in models:
         local = plan_report.local_batches(m.bench)
         for name, net in plan_report.networks(m.bench, m.plan):
-            one, two = (planner.best_configuration(m.steps_model, on_this_machine(m.bench, name, n), net, n, local,
-                                                   m.size, m.bench["overhead"], plan_report.eval_cadence(m.plan, m.size))
+            one, two = (planner.best_configuration(m.steps_model, plan_report.on_this_machine(m.bench, name, n), net, n,
+                                                   local, m.size, m.bench["overhead"],
+                                                   plan_report.eval_cadence(m.plan, m.size))
                         for n in (1, 2))
             if not one or not two:
                 continue

@@ -37,27 +37,39 @@ def measured_compute(bench):
     return bench
 
 
+def measured_at_once(bench, processes):
+    """What the bench measured of `processes` processes at once on this machine (compute_by_processes:
+    each local batch's data-parallel step on that many ranks, its compute outside the all-reduce and its
+    wait in it beyond the exchange), or None: one process, a count not measured, a bench.json from before."""
+    shared = bench.get("compute_by_processes", {}).get(str(processes))
+    return shared if processes > 1 and shared and "wait_points" in shared else None
+
+
 def compute_on(bench, processes):
     """The bench's compute for a step of `processes` processes at once on this machine: the runs here of
     2 ranks (on this host, or across the local cluster's nodes, namespaces of the same 2 cores) took
-    18-41% longer than one process's compute and the exchange. Where the bench measured that many at
-    once (compute_by_processes: each local batch's data-parallel step on that many ranks), their compute
-    outside the all-reduce and their wait in it beyond the exchange; else one process's (one rank, or a
-    bench.json written before it)."""
-    shared = bench.get("compute_by_processes", {}).get(str(processes))
-    if processes < 2 or not shared or "wait_points" not in shared:
+    18-41% longer than one process's compute and the exchange. What the bench measured of that many at
+    once where it did, else one process's."""
+    shared = measured_at_once(bench, processes)
+    if not shared:
         return bench["compute"]
     intercept, per_sample = planner.fit_line(*zip(*shared["points"]))
     return dict(bench["compute"], points=shared["points"], wait_points=shared["wait_points"], intercept=intercept,
                 per_sample=per_sample)
 
 
+def on_this_machine(bench, network, processes):
+    """The measured compute on `processes` ranks of `network`: the local cluster's nodes share this
+    machine's cores (compute_on); a preset's nodes, or yours, are machines of their own, one process each."""
+    return compute_on(bench, processes) if network.startswith("local cluster") else bench["compute"]
+
+
 def probe_on(bench, processes):
     """The bench's own probe on as many processes as compute_on prices `processes` with: a later probe on
     `processes` is held against it (the bench probes one process, and each count it measured at once)."""
-    if compute_on(bench, processes) is bench["compute"]:
-        return bench["probe"]["seconds"]
-    return bench["probe"]["by_processes"][str(processes)]
+    if measured_at_once(bench, processes):
+        return bench["probe"]["by_processes"][str(processes)]
+    return bench["probe"]["seconds"]
 
 
 def local_batches(bench):
@@ -320,8 +332,8 @@ def processes_text(bench):
                  "run on one, gives a step's compute outside the all-reduce and its wait in it for the slower "
                  "process, beyond the exchange the model prices (" +
                  ", ".join(f"{b}: {t * 1e6:,.0f} + {waits.get(b, 0) * 1e6:,.0f} µs" for b, t in shared["points"]) +
-                 f"); runs of {processes} ranks here are priced with them (the wait once a step), the plan's other "
-                 "rows with one process's compute.")
+                 f"); runs of {processes} ranks here and the plan's cells for {processes} ranks of the local cluster "
+                 "are priced with them (the wait once a step), the presets' nodes with one process's compute.")
     return text
 
 
@@ -360,8 +372,18 @@ def throughput_lines(bench, plan):
     return lines
 
 
+MEASURED_CORE = "this machine's core (measured)"
+
+
 def compute_presets(bench, plan):
-    return [{"name": "this machine's core (measured)", **bench["compute"]}, planner.H200_ASSUMED] + plan["computes"]
+    return [{"name": MEASURED_CORE, **bench["compute"]}, planner.H200_ASSUMED] + plan["computes"]
+
+
+def priced(bench, compute, network, ranks):
+    """A plan cell's compute: the measured core's on the local cluster's nodes is that of as many processes
+    at once (on_this_machine), as launch/plan's recommendation prices them; any other as it is."""
+    return dict(on_this_machine(bench, network, ranks), name=MEASURED_CORE) if compute["name"] == MEASURED_CORE \
+        else compute
 
 
 def networks(bench, plan):
@@ -418,8 +440,8 @@ def plan_lines(d, prediction, bench, size, plan, model):
                   "| --- | " + " | ".join("---:" for _ in RANKS) + " |"]
         recommendations = []
         for name, net in networks(bench, plan):
-            plans = [planner.best_configuration(model, compute, net, n, local_batches(bench), size, bench["overhead"],
-                                                eval_cadence(plan, size))
+            plans = [planner.best_configuration(model, priced(bench, compute, name, n), net, n, local_batches(bench), size,
+                                                bench["overhead"], eval_cadence(plan, size))
                      for n in RANKS]
             lines.append(f"| {name} | " + " | ".join(cell(p) for p in plans) + " |")
             plans = [p for p in plans if p]

@@ -114,6 +114,19 @@ def stop(process):
         process.kill()
 
 
+def run_stoppable(cmd, **popen):
+    """subprocess.run(cmd) whose child stops with the driver: on an interrupt (Ctrl-C, or SIGTERM through
+    console.exit_code_of_main) it gets stop()'s SIGTERM, where subprocess.run would SIGKILL it, and an
+    mpirun so killed leaves its ranks training, a launch/plan its cluster's namespaces."""
+    with subprocess.Popen(cmd, **popen) as process:
+        try:
+            out, err = process.communicate()
+        except BaseException:
+            stop(process)
+            raise
+    return subprocess.CompletedProcess(cmd, process.returncode, out, err)
+
+
 def launch_and_log(cmd, log_path, timeout_s):
     """Runs cmd with its output in log_path (the command line first): its exit code, None if it
     ran past timeout_s, and the output."""

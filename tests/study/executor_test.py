@@ -346,23 +346,31 @@ def read_text(path):
 class Stopping(unittest.TestCase):
     """A driver stopped by SIGTERM (kill, timeout, Slurm), or by SIGINT where it inherited it ignored (a
     shell without job control starts `driver &` so), stops as Ctrl-C stops it: its run's processes end,
-    and it exits 130 with its line, its local cluster taken down on the way (a with block)."""
+    and it exits 130 with its line, its local cluster taken down on the way (a with block). A driver it
+    started as a tool (launch/model-scaling's launch/plan, launch/plan's mpirun) is stopped with SIGTERM,
+    not killed, and stops its own runs in turn."""
 
+    RUN = "runs.launch_and_log(['sh', '-c', 'echo $$ > {pid}; exec sleep 60'], {log!r}, 120)"
+    TOOL = "runs.run_stoppable([sys.executable, '-c', {inner!r}])"
     DRIVER = """import os, sys
 sys.path.insert(0, {launch!r})
 from ddp_study import console, runs
 def main():
-    runs.launch_and_log(["sh", "-c", "echo $$ > {pid}; exec sleep 60"], {log!r}, 120)
+    {work}
     return 0
 sys.exit(console.exit_code_of_main("driver", main))
 """
 
-    def stopped_by(self, signum):
+    def driver(self, work):
+        return self.DRIVER.format(launch=os.path.join(ROOT, "launch"), work=work)
+
+    def stopped_by(self, signum, nested=False):
         directory = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, directory)
         pid_file = os.path.join(directory, "pid")
-        script = self.DRIVER.format(launch=os.path.join(ROOT, "launch"), pid=pid_file,
-                                    log=os.path.join(directory, "log"))
+        script = self.driver(self.RUN.format(pid=pid_file, log=os.path.join(directory, "log")))
+        if nested:
+            script = self.driver(self.TOOL.format(inner=script))
         driver = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         self.addCleanup(lambda: driver.poll() is None and driver.kill())  # where it failed to stop
@@ -374,7 +382,7 @@ sys.exit(console.exit_code_of_main("driver", main))
         driver.send_signal(signum)
         _, stderr = driver.communicate(timeout=30)
         self.assertEqual(driver.returncode, 130, stderr)
-        self.assertIn("driver: interrupted", stderr)
+        self.assertEqual(stderr.count("driver: interrupted"), 2 if nested else 1, stderr)
         with self.assertRaises(ProcessLookupError, msg="the run trains on after its driver stopped"):
             os.kill(run_pid, 0)
 
@@ -383,6 +391,9 @@ sys.exit(console.exit_code_of_main("driver", main))
 
     def test_sigint_stops_a_driver_started_with_it_ignored(self):
         self.stopped_by(signal.SIGINT)
+
+    def test_a_driver_stops_the_driver_it_started_which_stops_its_runs(self):
+        self.stopped_by(signal.SIGTERM, nested=True)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ assert bench["probe"]["seconds"] > 0 and bench["compute"]["after_eval"] >= 0, (b
 assert bench["compute"]["per_sample"] > 0 and "local cluster, tbf 1000 Mbit/s" in bench["networks"], bench.keys()
 shared = bench["compute_by_processes"]["2"]  # max_real_ranks at once, at every bench local batch
 assert [b for b, _ in shared["points"]] == [b for b, _ in bench["compute"]["points"]], shared
-assert all(t > 0 for _, t in shared["points"]) and all(w >= 0 for _, w in shared["wait_points"]), shared
+assert all(t > 0 for _, t in shared["points"]) and len(shared["wait_points"]) == len(shared["points"]), shared
 assert bench["probe"]["by_processes"]["2"] > 0, bench["probe"]
 assert bench["networks"]["local cluster, tbf 1000 Mbit/s"]["burst_bytes"] == 500000, "not cluster/link's 4 ms bucket"
 report = open(os.path.join(out, "report.md")).read()

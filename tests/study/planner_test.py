@@ -4,6 +4,8 @@ censored seeds, each mode's factor, the all-reduce costs and their fit where the
 capped link's bucket, the bytes each exchange mode sends (the figures ddp-train reports as
 comm_bytes_per_step), each mode's start step, the search over modes within what was measured, the rule
 for where ranks stop paying, and the runs and command lines a plan gives."""
+import importlib.machinery
+import importlib.util
 import math
 import os
 import random
@@ -11,7 +13,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch"))
-from ddp_study import model_scaling_report, plan_report, plan_runs, planner, sweep_statistics  # noqa: E402
+from ddp_study import ROOT, plan_report, plan_runs, planner, sweep_statistics  # noqa: E402
 from ddp_study.sweep_statistics import MISSED  # noqa: E402
 
 BATCHES = [64, 128, 256, 512, 1024, 2048, 4096]
@@ -348,9 +350,15 @@ class Search(unittest.TestCase):
         old = {"compute": alone, "probe": {"seconds": 4.1e-4}}  # a bench.json written before: as it was priced
         self.assertIs(plan_report.compute_on(old, 2), alone)
         self.assertEqual(plan_report.probe_on(old, 2), 4.1e-4)
-        nodes = model_scaling_report.on_this_machine(bench, "local cluster, tbf 100 Mbit/s", 2)
+        nodes = plan_report.on_this_machine(bench, "local cluster, tbf 100 Mbit/s", 2)
         self.assertEqual(nodes["wait_points"], two["wait_points"])  # the local cluster's nodes share this machine
-        self.assertIs(model_scaling_report.on_this_machine(bench, "10 GbE", 2), alone)
+        self.assertIs(plan_report.on_this_machine(bench, "10 GbE", 2), alone)
+        core = {"name": plan_report.MEASURED_CORE, **alone}  # a plan cell: as the recommendation prices it
+        self.assertEqual(plan_report.priced(bench, core, "local cluster, tbf 100 Mbit/s", 2)["wait_points"],
+                         two["wait_points"])
+        self.assertEqual(plan_report.priced(bench, core, "10 GbE", 2), core)
+        self.assertIs(plan_report.priced(bench, planner.H200_ASSUMED, "local cluster, veth (uncapped)", 2),
+                      planner.H200_ASSUMED)
 
     def test_the_search_picks_the_mode_beside_the_batch(self):
         m = model({"powersgd:2": 1.1, "fp16": 1.05, "local:16": 1.3})
@@ -403,6 +411,49 @@ DATASET = {"name": "fashion-mnist", "config": "configs/fashion-mnist.yaml", "max
 
 def value(overrides, key):
     return next(o.split("=", 1)[1] for o in overrides if o.startswith(key + "="))
+
+
+def launch_plan():
+    """launch/plan itself, as a module (it runs nothing until main())."""
+    loader = importlib.machinery.SourceFileLoader("launch_plan", os.path.join(ROOT, "launch", "plan"))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("launch_plan", loader))
+    loader.exec_module(module)
+    return module
+
+
+class LaunchPlanPricesItsRuns(unittest.TestCase):
+    """launch/plan's own predictions and recommendation use the compute of as many processes at once as
+    a run has on this machine (the helpers above), not one process's."""
+
+    def setUp(self):
+        self.plan = launch_plan()
+        alone = {"intercept": 1e-4, "per_sample": 4e-6, "points": [[16, 1.6e-4], [64, 4e-4], [256, 1.1e-3]]}
+        self.bench = {"compute": alone, "compute_points": alone["points"], "overhead": {},
+                      "compute_by_processes": {"2": {"points": [[16, 2e-4], [64, 5e-4], [256, 1.2e-3]],
+                                                     "wait_points": [[16, 1e-4], [64, 2e-4], [256, 4e-4]]}},
+                      "networks": {plan_report.THIS_HOST: FAST, "local cluster, tbf 100 Mbit/s": SLOW}}
+        self.config = dict(plan_runs.PLAN_DEFAULTS, cluster={"nodes": 2, "recommend_links_mbit": [100]})
+
+    def predict(self, compute, ranks, global_batch, network):
+        virtual = global_batch // 64 // ranks
+        return planner.predict(model(), compute, network, ranks, 64, "none", {}, virtual,
+                               plan_runs.eval_every(self.config, 60000, global_batch))["seconds"]
+
+    def test_a_runs_prediction_takes_its_processes_at_once(self):
+        for ranks, global_batch in ((1, 64), (2, 1024)):
+            run = {"kind": "mpirun", "ranks": ranks, "local_batch": 64, "global_batch": global_batch, "mode": "none"}
+            got = self.plan.predicted_seconds(self.bench, self.config, model(), run, 60000)["seconds"]
+            self.assertAlmostEqual(got, self.predict(plan_report.compute_on(self.bench, ranks), ranks, global_batch, FAST))
+        self.assertGreater(got, self.predict(self.bench["compute"], 2, 1024, FAST))
+
+    def test_the_recommendation_for_the_nodes_takes_two_processes_at_once(self):
+        found = self.plan.recommend(self.config, self.bench, model(), 60000)["100"]
+        want = planner.best_configuration(model(), plan_report.compute_on(self.bench, 2), SLOW, 2, [16, 32, 64, 128, 256],
+                                          60000, {}, plan_report.eval_cadence(self.config, 60000))
+        self.assertAlmostEqual(found["seconds"], want["seconds"])
+        alone = planner.best_configuration(model(), self.bench["compute"], SLOW, 2, [16, 32, 64, 128, 256], 60000, {},
+                                           plan_report.eval_cadence(self.config, 60000))
+        self.assertGreater(found["seconds"], alone["seconds"])
 
 
 class Runs(unittest.TestCase):
