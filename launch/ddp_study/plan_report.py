@@ -337,6 +337,20 @@ def processes_text(bench):
     return text
 
 
+def machine_text(bench):
+    """What else kept this machine's cores busy around the compute bench (launch/ddp_study/machine.py)."""
+    seen = bench.get("machine")
+    if not seen:
+        return ""
+    before = seen["before"]
+    waited = f", after waiting {before['waited_s']:.0f} s for it to quiet" if before["waited_s"] >= 1.5 else ""
+    return (f" Other processes kept {before['busy_cores']:.2f} of {before['cores']} cores busy just before the compute "
+            f"bench{waited} (load averages {' '.join(f'{x:.2f}' for x in before['load_average'])}) and "
+            f"{seen['after']['busy_cores']:.2f} just after it" +
+            ("." if before["quiet"] else ": **the bench measured a busy machine**, and its predictions come in long "
+             "where those processes ended."))
+
+
 def throughput_lines(bench, plan):
     c = bench["compute"]
     lines = ["", "## The throughput model", "",
@@ -346,7 +360,8 @@ def throughput_lines(bench, plan):
              f"them, {c['intercept'] * 1e6:,.0f} µs + {c['per_sample'] * 1e6:.2f} µs × b, is shown, not used: a step "
              "can grow faster than its batch); a process of v virtual ranks "
              "takes v of them (the optimizer's step counted each time: a slight overestimate). The plan keeps the local "
-             "batches between the smallest and largest measured." + processes_text(bench) + after_eval_text(bench), "",
+             "batches between the smallest and largest measured." + processes_text(bench) + after_eval_text(bench) +
+             machine_text(bench), "",
              "| network | α (per collective step) | bandwidth | bucket | where it comes from |",
              "| --- | ---: | ---: | ---: | --- |"]
     for name, net in bench["networks"].items():

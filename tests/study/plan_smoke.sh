@@ -51,6 +51,9 @@ shared = bench["compute_by_processes"]["2"]  # max_real_ranks at once, at every 
 assert [b for b, _ in shared["points"]] == [b for b, _ in bench["compute"]["points"]], shared
 assert all(t > 0 for _, t in shared["points"]) and len(shared["wait_points"]) == len(shared["points"]), shared
 assert bench["probe"]["by_processes"]["2"] > 0, bench["probe"]
+seen = bench["machine"]  # what else kept the cores busy around the compute bench, and the report says it
+assert {"before", "after"} <= seen.keys() and "quiet" in seen["before"] and seen["before"]["cores"] >= 1, seen
+assert "cores busy just before the compute bench" in open(os.path.join(out, "report.md")).read()
 assert bench["networks"]["local cluster, tbf 1000 Mbit/s"]["burst_bytes"] == 500000, "not cluster/link's 4 ms bucket"
 report = open(os.path.join(out, "report.md")).read()
 for part in ("McCandlish et al.'s model fitted", "predicted (before the run) against measured", "The planner's recommendation",

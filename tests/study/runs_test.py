@@ -1,20 +1,23 @@
 #!/usr/bin/python3
-"""launch/ddp_study's runs, dry_runs, files and console modules (CTest study_runs): how a run is
+"""launch/ddp_study's runs, dry_runs, files, console and machine modules (CTest study_runs): how a run is
 launched and read back, the dry-run check that runs before a study (one check per distinct command
-line, ddp-train's own error line as the reason), results written whole, and OSErrors as one line."""
+line, ddp-train's own error line as the reason), results written whole, OSErrors as one line, and what
+else keeps the machine busy before a bench."""
 import errno
 import io
 import os
 import shlex
 import stat
+import subprocess
 import sys
 import tempfile
+import time
 import shutil
 import unittest
 from contextlib import redirect_stderr, redirect_stdout
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch"))
-from ddp_study import ROOT, console, dry_runs, files, local_cluster, runs  # noqa: E402
+from ddp_study import ROOT, console, dry_runs, files, local_cluster, machine, plan_report, runs  # noqa: E402
 from unittest import mock  # noqa: E402
 
 
@@ -190,6 +193,51 @@ class OwnLocalCluster(unittest.TestCase):
                 self.assertEqual(os.environ["DDP_CLUSTER_NAME"], cluster.env["DDP_CLUSTER_NAME"])
             self.assertEqual(os.environ["DDP_SLURM_STATE"], "/nonexistent/outer")
             self.assertNotIn("DDP_CLUSTER_NAME", os.environ)
+
+
+class BusyMachine(unittest.TestCase):
+    """The planner's bench waits for a quiet machine and records what kept it busy (ddp_study.machine)."""
+
+    def test_a_process_spinning_on_a_core_is_seen_and_named(self):
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.3)
+            seen = machine.sample(seconds=1.0, top=5)
+        finally:
+            spinner.kill()
+            spinner.wait()
+        self.assertGreaterEqual(seen["busy_cores"], 0.5)
+        mine = [p for p in seen["busiest"] if p["pid"] == spinner.pid]
+        self.assertTrue(mine, seen["busiest"])
+        self.assertGreaterEqual(mine[0]["cores"], 0.5)
+        self.assertIn(f"(pid {spinner.pid})", machine.describe(seen))
+
+    def busy(self, cores):
+        return {"at": "", "busy_cores": cores, "cores": 2, "load_average": [1.0, 0.5, 0.2],
+                "busiest": [{"pid": 42, "name": "ddp-train", "cores": cores}]}
+
+    def test_it_waits_for_the_machine_to_quiet_then_says_nothing_more(self):
+        said = []
+        with mock.patch.object(machine, "sample", side_effect=[self.busy(0.9), self.busy(0.9), self.busy(0.1)]):
+            seen = machine.wait_until_quiet(limit_cores=0.25, patience_s=30, say=said.append)
+        self.assertTrue(seen["quiet"])
+        self.assertEqual(seen["busy_cores"], 0.1)
+        self.assertEqual(len(said), 1)
+        self.assertIn("ddp-train (pid 42) 0.90", said[0])
+
+    def test_a_machine_that_stays_busy_is_measured_with_a_warning_and_the_report_says_so(self):
+        said = []
+        with mock.patch.object(machine, "sample", return_value=self.busy(0.9)), \
+                mock.patch.object(machine.time, "monotonic", side_effect=[0.0, 0.0, 0.5, 0.5, 31.0, 31.0]):
+            seen = machine.wait_until_quiet(limit_cores=0.25, patience_s=30, say=said.append)
+        self.assertFalse(seen["quiet"])
+        self.assertIn("WARNING", said[-1])
+        self.assertIn("ddp-train (pid 42)", said[-1])
+        text = plan_report.machine_text({"machine": {"before": seen, "after": self.busy(0.0)}})
+        self.assertIn("the bench measured a busy machine", text)
+        quiet = dict(self.busy(0.0), quiet=True, waited_s=1.0)
+        self.assertNotIn("busy machine", plan_report.machine_text({"machine": {"before": quiet, "after": quiet}}))
+        self.assertEqual(plan_report.machine_text({}), "")  # a bench.json from before the check
 
 
 if __name__ == "__main__":
