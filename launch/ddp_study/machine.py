@@ -9,56 +9,72 @@ import time
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_ticks():
-    """(busy, total) ticks of all cores since boot: idle and iowait are the not-busy ones."""
+def cpu_ticks(line):
+    """(busy, steal) ticks of /proc/stat's `cpu` line: user, nice, system, irq and softirq are busy (guest
+    time is already inside user and nice); steal, time the hypervisor gave to other machines, is kept apart:
+    no process here caused it."""
+    fields = [int(x) for x in line.split()[1:]]
+    fields += [0] * (8 - len(fields))
+    return sum(fields[0:3]) + fields[5] + fields[6], fields[7]
+
+
+def process_ticks(text):
+    """(name, user + system ticks) of a /proc/PID/stat text; the name, in parentheses, may hold spaces and
+    parentheses itself, so it ends at the last one."""
+    name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+    return name, int(rest[11]) + int(rest[12])  # utime, stime: the stat's fields 14 and 15
+
+
+def _cpu_now():
     with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
+        return cpu_ticks(f.readline())
 
 
-def _process_ticks():
-    """{pid: (name, user + system ticks)} of every process readable now."""
+def _processes_now():
+    """{pid: (name, ticks)} of every process readable now, but this one (asleep while it samples)."""
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
-                text = f.read()
-        except OSError:  # it ended between the listing and the read
+                found[int(pid)] = process_ticks(f.read())
+        except (OSError, ValueError, IndexError):  # it ended between the listing and the read
             continue
-        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-        found[int(pid)] = (name, int(rest[11]) + int(rest[12]))  # utime, stime: fields 14 and 15
+    found.pop(os.getpid(), None)
     return found
 
 
 def sample(seconds=1.0, top=3):
-    """The cores kept busy over the next `seconds` (this process sleeping through them, so: by others),
-    the busiest processes then, and the load averages, as a dict for bench.json."""
-    busy0, total0 = _cpu_ticks()
-    procs0, start = _process_ticks(), time.monotonic()
+    """The cores kept busy over the next `seconds` while this process sleeps (so: by others), the busiest
+    processes then (those started meanwhile too), and the load averages, as a dict for bench.json."""
+    before = _processes_now()
+    (busy0, steal0), start = _cpu_now(), time.monotonic()  # after the scan of /proc: it is not counted
     time.sleep(seconds)
-    busy1, total1 = _cpu_ticks()
-    procs1, elapsed = _process_ticks(), time.monotonic() - start
-    used = [(ticks - procs0[pid][1], pid, name) for pid, (name, ticks) in procs1.items()
-            if pid in procs0 and pid != os.getpid()]
+    (busy1, steal1), elapsed = _cpu_now(), time.monotonic() - start
+    after = _processes_now()
+    used = [(ticks - before.get(pid, (name, 0))[1], pid, name) for pid, (name, ticks) in after.items()]
     busiest = [{"pid": pid, "name": name, "cores": round(t / CLOCK_TICKS / elapsed, 2)}
                for t, pid, name in sorted(used, reverse=True)[:top] if t > 0]
     with open("/proc/loadavg") as f:
         load = [float(x) for x in f.read().split()[:3]]
     return {"at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-            "busy_cores": round((busy1 - busy0) / CLOCK_TICKS / elapsed, 2), "cores": os.cpu_count(),
+            "busy_cores": round((busy1 - busy0) / CLOCK_TICKS / elapsed, 2),
+            "steal_cores": round((steal1 - steal0) / CLOCK_TICKS / elapsed, 2), "cores": os.cpu_count(),
             "load_average": load, "busiest": busiest}
 
 
 def describe(seen):
-    """One line: `0.93 of 2 cores busy (load 1.20 0.80 0.40); busiest: ddp-train 0.90`."""
+    """One line: `0.93 of 2 cores busy (load 1.20 0.80 0.40); busiest: ddp-train (pid 42) 0.90`."""
     load = " ".join(f"{x:.2f}" for x in seen["load_average"])
     busiest = ", ".join(f"{p['name']} (pid {p['pid']}) {p['cores']:.2f}" for p in seen["busiest"])
     return f"{seen['busy_cores']:.2f} of {seen['cores']} cores busy (load {load})" + \
         (f"; busiest: {busiest}" if busiest else "")
 
 
-def wait_until_quiet(limit_cores=0.25, patience_s=60.0, say=print):
+def say_now(line):
+    print(line, flush=True)
+
+
+def wait_until_quiet(limit_cores=0.25, patience_s=60.0, say=say_now):
     """Sample each second until others keep fewer than `limit_cores` busy, or `patience_s` has passed;
     returns the last sample, with `quiet` and `waited_s`. A machine that stays busy is not refused (its
     owner may not be able to stop what runs there): `say` warns, naming what keeps it busy."""

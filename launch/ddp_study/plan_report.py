@@ -338,7 +338,8 @@ def processes_text(bench):
 
 
 def machine_text(bench):
-    """What else kept this machine's cores busy around the compute bench (launch/ddp_study/machine.py)."""
+    """What else kept this machine's cores busy before the compute bench and after the bench's probe
+    (launch/ddp_study/machine.py)."""
     seen = bench.get("machine")
     if not seen:
         return ""
@@ -346,7 +347,7 @@ def machine_text(bench):
     waited = f", after waiting {before['waited_s']:.0f} s for it to quiet" if before["waited_s"] >= 1.5 else ""
     return (f" Other processes kept {before['busy_cores']:.2f} of {before['cores']} cores busy just before the compute "
             f"bench{waited} (load averages {' '.join(f'{x:.2f}' for x in before['load_average'])}) and "
-            f"{seen['after']['busy_cores']:.2f} just after it" +
+            f"{seen['after']['busy_cores']:.2f} just after {seen.get('after_what', 'it')}" +
             ("." if before["quiet"] else ": **the bench measured a busy machine**, and its predictions come in long "
              "where those processes ended."))
 
