@@ -64,6 +64,28 @@ def on_this_machine(bench, network, processes):
     return compute_on(bench, processes) if network.startswith("local cluster") else bench["compute"]
 
 
+def levelled(bench, prediction):
+    """The bench with its compute at the level a dataset's predictions were made at (prediction's
+    compute_level: the median of the bench's own probe and the probes made during the sweep, on each count
+    of processes at once); the bench itself where they predate it. Everything priced from it follows."""
+    level = (prediction or {}).get("compute_level")
+    if not level:
+        return bench
+    one = planner.scaled(bench["compute"], level["1"]["factor"]) if "1" in level else bench["compute"]
+    shared = {p: planner.scaled(at_once, level[p]["factor"]) if p in level else at_once
+              for p, at_once in bench.get("compute_by_processes", {}).items()}
+    return dict(bench, compute=one, compute_points=one["points"], compute_by_processes=shared)
+
+
+def level_text(prediction):
+    level = prediction.get("compute_level")
+    if not level:
+        return ""
+    return ("; its compute at the level of this machine when the predictions were written: the median of the bench's "
+            "own probe and the " + str(max(v["probes"] for v in level.values())) + " probes made during the sweep, " +
+            ", ".join(f"{v['factor']:.2f}x on {p} process{'es' if p != '1' else ''}" for p, v in sorted(level.items())))
+
+
 def probe_on(bench, processes):
     """The bench's own probe on as many processes as compute_on prices `processes` with: a later probe on
     `processes` is held against it (the bench probes one process, and each count it measured at once)."""
@@ -233,7 +255,8 @@ def time_lines(d, rows, prediction, choice):
     batch's chosen lr, the runs across nodes, the recommendations)."""
     lines = ["", "### Time to target, predicted (before the run) against measured", "",
              "Predicted: the fit's steps (times the mode's factor) × the step time of the throughput model (the "
-             "benchmarks, not these runs), plus what each evaluation leaves in the training time and the run's start"
+             "benchmarks, not these runs" + level_text(prediction) + "), plus what each evaluation leaves in the "
+             "training time and the run's start"
              + run_start_text(prediction) + ". Probed: the same "
              "with the compute scaled by a probe of this machine made just before the run's group, on as many "
              "processes as it runs (this VM's speed drifts, and processes at once share its caches); – where none "
@@ -533,7 +556,7 @@ def dataset_section(plan, d, rows, bench, prediction, size, out):
     lines += fit_text + modes_section(prediction) + adascale_lines(d, prediction, b_simple, choice)
     time_text, verdicts = time_lines(d, rows, prediction, choice)
     rec_text, rec_verdicts = recommendation_lines(d, rows, prediction)
-    plan_text, curves, entries = plan_lines(d, prediction, bench, size, plan, model)
+    plan_text, curves, entries = plan_lines(d, prediction, levelled(bench, prediction), size, plan, model)
     images = plots(d, rows, prediction, curves, out, choice)
     return lines + time_text + rec_text + plan_text, verdicts, rec_verdicts, images, entries
 

@@ -38,6 +38,9 @@ assert later and all(r["name"] in prediction["runs"] for r in later), "a later r
 for r in later:  # each predicted run ended after the predictions were written
     end = os.path.getmtime(os.path.join(out, "runs", r["name"], "summary.json"))
     assert end >= written, f"{r['name']} ended before its prediction"
+level = prediction["compute_level"]  # the machine between the sweep's three phases, on 1 and on 2 processes
+assert set(level) == {"1", "2"} and all(v["probes"] == 3 and v["factor"] > 0 for v in level.values()), level
+assert all(p["at"] <= prediction["written_at"] for p in prediction["sweep_probes"]), "a sweep probe after the predictions"
 probed = prediction["probed"]  # each later run predicted again after a probe made before it ran
 assert all(r["name"] in probed for r in later), "a later run was not probed"
 for r in later:

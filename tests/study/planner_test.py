@@ -456,6 +456,29 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
         self.assertGreater(found["seconds"], alone["seconds"])
 
 
+    def test_the_predictions_are_made_at_the_level_the_sweeps_probes_found(self):
+        # The bench's own probe counts as 1.0 beside the sweep's: two processes at 1.3x in two of three probes.
+        probes = [{"processes": 1, "factor": 1.02}, {"processes": 2, "factor": 1.3}, {"processes": 1, "factor": 1.04},
+                  {"processes": 2, "factor": 1.3}, {"processes": 2, "factor": 0.9}]
+        level = self.plan.compute_level(probes)
+        self.assertEqual(level["2"], {"factor": 1.15, "probes": 3})  # median of 1.0, 1.3, 1.3, 0.9
+        self.assertAlmostEqual(level["1"]["factor"], 1.02)
+        now = plan_report.levelled(self.bench, {"compute_level": level})
+        run = {"kind": "mpirun", "ranks": 2, "local_batch": 64, "global_batch": 1024, "mode": "none"}
+        levelled = self.plan.predicted_seconds(now, self.config, model(), run, 60000)["seconds"]
+        want = self.predict(planner.scaled(plan_report.compute_on(self.bench, 2), 1.15), 2, 1024, FAST)
+        self.assertAlmostEqual(levelled, want)
+        self.assertGreater(levelled, self.plan.predicted_seconds(self.bench, self.config, model(), run, 60000)["seconds"])
+        self.assertAlmostEqual(planner.compute_seconds(plan_report.compute_on(now, 1), 64),
+                               1.02 * planner.compute_seconds(self.bench["compute"], 64))
+        # The recommendation for the nodes and the plan's cells on them take the same level.
+        found = self.plan.recommend(self.config, now, model(), 60000)["100"]
+        want = planner.best_configuration(model(), planner.scaled(plan_report.compute_on(self.bench, 2), 1.15), SLOW, 2,
+                                          [16, 32, 64, 128, 256], 60000, {}, plan_report.eval_cadence(self.config, 60000))
+        self.assertAlmostEqual(found["seconds"], want["seconds"])
+        self.assertIs(plan_report.levelled(self.bench, {}), self.bench)  # predictions from before the level
+
+
 class Runs(unittest.TestCase):
     def test_the_warmup_is_the_same_in_steps_at_every_batch(self):
         for g in (64, 128, 1024, 16384):
