@@ -66,7 +66,7 @@ def on_this_machine(bench, network, processes):
 
 def levelled(bench, prediction):
     """The bench with its compute at the level a dataset's predictions were made at (prediction's
-    compute_level: the median of the bench's own probe and the probes made during the sweep, on each count
+    compute_level: the median of the compute bench's own step and the probes made during the sweep, on each count
     of processes at once); the bench itself where they predate it. Everything priced from it follows."""
     level = (prediction or {}).get("compute_level")
     if not level:
@@ -81,17 +81,18 @@ def level_text(prediction):
     level = prediction.get("compute_level")
     if not level:
         return ""
-    return ("; its compute at the level of this machine when the predictions were written: the median of the bench's "
-            "own probe and the " + str(max(v["probes"] for v in level.values())) + " probes made during the sweep, " +
+    return ("; its compute at the level of this machine when the predictions were written: the median of the compute bench's "
+            "own step and the " + str(max(v["probes"] for v in level.values())) + " probes made during the sweep, " +
             ", ".join(f"{v['factor']:.2f}x on {p} process{'es' if p != '1' else ''}" for p, v in sorted(level.items())))
 
 
-def probe_on(bench, processes):
-    """The bench's own probe on as many processes as compute_on prices `processes` with: a later probe on
-    `processes` is held against it (the bench probes one process, and each count it measured at once)."""
-    if measured_at_once(bench, processes):
-        return bench["probe"]["by_processes"][str(processes)]
-    return bench["probe"]["seconds"]
+def probe_on(bench, processes, local_batch):
+    """What a later probe on `processes` processes at `local_batch` is held against: the compute bench's own
+    step there (compute_on, the wait for the slower process included), not the bench's probe, a single
+    sample taken a minute or two later that can catch this VM in another state (one rerun's read 532 us on
+    one process against the compute bench's 400 us; the probes after it 399-404 us). An epoch of ddp-train
+    and ddp-bench-train's step agree within 3% on a quiet machine (403 against 396 us, 414 against 403)."""
+    return planner.compute_seconds(compute_on(bench, processes), local_batch)
 
 
 def local_batches(bench):
@@ -340,8 +341,11 @@ def after_eval_text(bench):
                        for p, s in probe.get("by_processes", {}).items())
         text += (f" The probe (a step of an epoch of ddp-train at the plan's local batch on one process, the median of "
                  f"three, {probe['at']}): {probe['seconds'] * 1e6:.0f} µs{more}; each group of timed runs was probed again just before it on as many processes as it "
-                 "runs, and predicted again with the compute scaled by its ratio to the bench's own probe on as many "
-                 "processes (on one, where the bench has none): the probed columns.")
+                 "runs, and predicted again with the compute scaled by its ratio to " +
+                 ("the compute bench's own step at that local batch on as many processes (the bench's probe, a single "
+                  "sample a minute or two after it, is shown, not used)" if probe.get("against") == "compute bench" else
+                  "the bench's own probe on as many processes (on one, where the bench has none)") +
+                 ": the probed columns.")
     return text
 
 

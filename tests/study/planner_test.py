@@ -343,13 +343,14 @@ class Search(unittest.TestCase):
         self.assertEqual(two["after_eval"], 2e-4)  # measured on max_real_ranks already
         self.assertIs(plan_report.compute_on(bench, 1), alone)
         self.assertIs(plan_report.compute_on(bench, 4), alone)  # never measured at once: one process's
-        self.assertEqual(plan_report.probe_on(bench, 2), 6.5e-4)  # a later probe on 2 holds against the bench's on 2
-        self.assertEqual(plan_report.probe_on(bench, 1), 4.1e-4)
+        # A later probe on 2 holds against the compute bench's own step on 2 (the wait once), not the bench's probe.
+        self.assertAlmostEqual(plan_report.probe_on(bench, 2, 64), 5e-4 + 1.5e-4)
+        self.assertAlmostEqual(plan_report.probe_on(bench, 1, 64), 4e-4)
         m = model()
         self.assertGreater(planner.predict(m, two, SLOW, 2, 64)["seconds"], planner.predict(m, alone, SLOW, 2, 64)["seconds"])
         old = {"compute": alone, "probe": {"seconds": 4.1e-4}}  # a bench.json written before: as it was priced
         self.assertIs(plan_report.compute_on(old, 2), alone)
-        self.assertEqual(plan_report.probe_on(old, 2), 4.1e-4)
+        self.assertAlmostEqual(plan_report.probe_on(old, 2, 64), 4e-4)
         nodes = plan_report.on_this_machine(bench, "local cluster, tbf 100 Mbit/s", 2)
         self.assertEqual(nodes["wait_points"], two["wait_points"])  # the local cluster's nodes share this machine
         self.assertIs(plan_report.on_this_machine(bench, "10 GbE", 2), alone)
