@@ -11,6 +11,7 @@ import os
 import random
 import sys
 import unittest
+from unittest import mock
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch"))
 from ddp_study import ROOT, plan_report, plan_runs, planner, sweep_statistics  # noqa: E402
@@ -478,6 +479,25 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
                                           [16, 32, 64, 128, 256], 60000, {}, plan_report.eval_cadence(self.config, 60000))
         self.assertAlmostEqual(found["seconds"], want["seconds"])
         self.assertIs(plan_report.levelled(self.bench, {}), self.bench)  # predictions from before the level
+
+    def test_launch_plan_prices_its_run_start_and_recommendation_at_that_level(self):
+        # predictions_of itself, the sweep's statistics stubbed: what it hands the run-start fit and the
+        # recommendation is the bench levelled by the probes it is given (2 processes at 2x: the median of
+        # 1.0, 2, 2, 2), not the bench as measured.
+        seen = {}
+        stubs = {"lr_choice": {}, "fit_sweep": {"s_min": 100.0, "b_crit": 200.0}, "mode_factors": {}}
+        probes = [{"processes": 2, "factor": 2.0, "at": ""}] * 3
+        with mock.patch.multiple(self.plan.sweep_statistics, **{k: mock.Mock(return_value=v) for k, v in stubs.items()}), \
+                mock.patch.object(self.plan.plan_report, "steps_model", return_value=model()), \
+                mock.patch.object(self.plan, "measured_run_start", side_effect=lambda out, b, rows, d: seen.setdefault("start", b)), \
+                mock.patch.object(self.plan, "recommend", side_effect=lambda plan, b, m, size: seen.setdefault("recommend", b)):
+            record, _ = self.plan.predictions_of(mock.Mock(out=""), dict(self.config, modes=["none"], mode_start_step=10),
+                                                 {"name": "mnist"}, 60000, self.bench, [], probes)
+        self.assertEqual(record["compute_level"]["2"]["factor"], 2.0)
+        for what in ("start", "recommend"):
+            two = plan_report.compute_on(seen[what], 2)
+            self.assertAlmostEqual(planner.compute_seconds(two, 64),
+                                   2 * planner.compute_seconds(plan_report.compute_on(self.bench, 2), 64), msg=what)
 
 
 class Runs(unittest.TestCase):
