@@ -159,8 +159,8 @@ def second_rank_lines(models):
     agreements = []
     for m in models:
         local = plan_report.local_batches(m.bench)
+        now = plan_report.levelled(m.bench, m.prediction)  # as its plan's recommendation was priced
         for name, net in plan_report.networks(m.bench, m.plan):
-            now = plan_report.levelled(m.bench, m.prediction)  # as its plan's recommendation was priced
             one, two = (planner.best_configuration(m.steps_model, plan_report.on_this_machine(now, name, n), net, n,
                                                    local, m.size, m.bench["overhead"],
                                                    plan_report.eval_cadence(m.plan, m.size))
