@@ -64,10 +64,22 @@ def on_this_machine(bench, network, processes):
     return compute_on(bench, processes) if network.startswith("local cluster") else bench["compute"]
 
 
+def evaluating(bench, prediction):
+    """The bench with its compute carrying a dataset's evaluation (prediction's eval_work: seconds an
+    evaluation pauses its runs, times the processes the bench measured it on; planner.eval_pause), which
+    refills a capped link's bucket; the bench itself where the predictions predate it."""
+    work = (prediction or {}).get("eval_work")
+    if not work:
+        return bench
+    return dict(bench, compute=dict(bench["compute"], eval_work=work))
+
+
 def levelled(bench, prediction):
-    """The bench with its compute at the level a dataset's predictions were made at (prediction's
-    compute_level: the median of the compute bench's own step and the probes made during the sweep, on each count
-    of processes at once); the bench itself where they predate it. Everything priced from it follows."""
+    """The bench as a dataset's predictions were priced: its evaluation (evaluating) and its compute at
+    the level the predictions were made at (prediction's compute_level: the median of the compute bench's
+    own step and the probes made during the sweep, on each count of processes at once); without a level,
+    the bench's compute as measured. Everything priced from it follows."""
+    bench = evaluating(bench, prediction)
     level = (prediction or {}).get("compute_level")
     if not level:
         return bench
@@ -336,6 +348,13 @@ def after_eval_text(bench):
     text = (f" Each evaluation leaves {c['after_eval'] * 1e6:.0f} µs in the training time (an epoch evaluating every 5 "
             "steps against none: the steps after one start on caches its test images emptied)."
             if "after_eval" in c else "")
+    paused = bench.get("evaluations")
+    if paused:
+        text += (" Each evaluation pauses the training " +
+                 ", ".join(f"{s * 1e3:.1f} ms ({name})" for name, s in paused["pause_seconds"].items()) +
+                 f" on {paused['processes']} processes (the same epochs: their wall time less their training time; "
+                 "on r ranks, the test set split among them, that times "
+                 f"{paused['processes']}/r). A capped link's bucket refills in it and in each step's compute.")
     if probe:
         more = "".join(f", on {p} at once {s * 1e6:.0f} µs (less the exchange the model prices on this host)"
                        for p, s in probe.get("by_processes", {}).items())
@@ -397,7 +416,8 @@ def throughput_lines(bench, plan):
         if net.get("burst_bytes"):
             bucket = f"{net['burst_bytes'] / 1e3:,.1f} kB at {1 / net['line_beta'] / 1e6:,.0f} MB/s"
             source = ("ddp-bench-comm, 2 ranks: the rate from messages larger than the bucket; α and the line's speed "
-                      "uncapped; the bucket from cluster/link")
+                      "uncapped; the bucket from cluster/link, refilled at the rate while the link is idle (each step's "
+                      "compute and arithmetic, each evaluation)")
         lines.append(f"| {name} | {net['alpha'] * 1e6:.1f} µs | {1 / net['beta'] / 1e6:,.1f} MB/s | {bucket} | {source} |")
     for p in planner.NETWORK_PRESETS:
         lines.append(f"| {p['name']} | {p['alpha'] * 1e6:.0f} µs | {p['bytes_per_second'] / 1e6:,.0f} MB/s | – | "

@@ -14,7 +14,7 @@ all-reduce of m bytes over n ranks takes, on a link of latency alpha and seconds
     ring  2(n-1) alpha + 2 (n-1)/n m beta        tree  2 ceil(log2 n) alpha + 2 m beta
 (the ring's and a pipelined tree's costs in NCCL's tuning model, simplified), and the faster of the
 two is taken, as NCCL's tuner does. A capped link (tc tbf) also has a bucket: the bytes it saved up
-while the link was idle (an evaluation) leave at the line's speed, not the rate.
+while the link was idle (each step's compute, each evaluation) leave at the line's speed, not the rate.
 """
 import math
 import re
@@ -189,16 +189,37 @@ def fit_capped_link(message_bytes, seconds, ranks, burst_bytes, line):
             "burst_bytes": burst_bytes}
 
 
-def bucket_tokens(network, eval_every=0, exchange_every=1):
-    """The bytes a capped link's bucket holds, on average, when an exchange starts: all of its burst after
-    an evaluation (a pause longer than any refill), one exchange in eval_every / exchange_every; none
-    without evaluations or a bucket. The refill during a step's compute is left out: the capped-link runs
-    of 2026-12-02 (256 KB bucket) did not show it. Their measured step times were within 25% of this model
-    in 23 of 24 configurations, in 20 of 24 with each step's compute refilling the bucket too."""
+def bucket_bytes(network, wire, idle, exchange_every=1, eval_every=0, eval_pause=None):
+    """The bytes of each exchange of `wire` bytes (on each link) that a capped link (tc tbf) lets through
+    at the line's speed, on average once the runs settle: its bucket (burst_bytes) fills at the rate
+    (1 / beta) while the link is idle, in each step's compute (`idle` seconds) and in each evaluation
+    (eval_pause seconds every eval_every steps; None: a pause that fills it), and the exchanges, every
+    exchange_every steps, draw on it. Followed step by step over whole cycles until the bucket comes round
+    to where it began; 0 without a bucket. Why each step's refill counts: 2 nodes at 1 Gbit/s, SimpleNN,
+    evaluating every 3, 23 or 1,000 steps, both datasets, fp16 and the plain all-reduce (launch/bench-bucket,
+    2026-12-06, each run's compute from the same run uncapped): this model priced the 12 capped steps
+    3% off in the median (8% at most), the bucket filled by evaluations alone 35% (74%). A plain step
+    there is the rate's time for its bytes, whatever the compute: the bucket refills in the compute what
+    the exchange then sends at the line's speed. (Refill during the exchange itself is left out.)"""
     burst = network.get("burst_bytes") or 0
-    if not burst or not eval_every:
+    if not burst or wire <= 0:
         return 0.0
-    return burst * min(1.0, exchange_every / eval_every)
+    rate = 1 / network["beta"]
+    cycle = math.lcm(exchange_every, eval_every) if eval_every else exchange_every
+    tokens = burst
+    for _ in range(100):
+        began, passed = tokens, []
+        for step in range(1, cycle + 1):
+            tokens = min(burst, tokens + rate * idle)
+            if step % exchange_every == 0:
+                fast = min(tokens, wire)
+                tokens -= fast
+                passed.append(fast)
+            if eval_every and step % eval_every == 0:
+                tokens = burst if eval_pause is None else min(burst, tokens + rate * eval_pause)
+        if abs(tokens - began) < 1:
+            break
+    return sum(passed) / len(passed)
 
 
 FLAGS = 4  # the float32 flags every exchange carries (train/Replica's extra slots)
@@ -274,19 +295,22 @@ def bytes_per_step(mode, messages=SIMPLE_NN):
     return sum(sum(p) for p in phases) * share + extra
 
 
-def exchange_seconds(mode, ranks, network, overhead=0.0, eval_every=0, messages=SIMPLE_NN):
+def exchange_seconds(mode, ranks, network, overhead=0.0, eval_every=0, messages=SIMPLE_NN, idle=0.0,
+                     eval_pause=None):
     """One step's gradient exchange: every phase's messages (posted together: their latencies overlap,
     their bytes add up), the phases one after the other, plus `overhead` (the mode's own arithmetic).
-    On a capped link what its bucket holds (bucket_tokens, evaluated every eval_every steps) leaves at
+    On a capped link what its bucket holds (bucket_bytes: refilled in each step's `idle` seconds of
+    compute and arithmetic, and in each evaluation, eval_pause seconds every eval_every steps) leaves at
     the line's speed."""
     if ranks <= 1:
         return 0.0
     phases, share = exchange_phases(mode, messages)
-    tokens = bucket_tokens(network, eval_every, 1 / share)
+    costs = [allreduce_costs(ranks, sum(phase), network) for phase in phases]
+    tokens = bucket_bytes(network, sum(wire for _, wire in costs), idle + overhead, round(1 / share), eval_every,
+                          eval_pause)
     saved_per_byte = network["beta"] - network.get("line_beta", network["beta"])
     seconds = 0.0
-    for phase in phases:
-        cost, wire = allreduce_costs(ranks, sum(phase), network)
+    for cost, wire in costs:
         fast = min(tokens, wire)
         tokens -= fast
         seconds += cost - fast * saved_per_byte
@@ -327,10 +351,19 @@ def compute_seconds(compute, local_batch, virtual_ranks=1):
     return virtual_ranks * interpolated(points, local_batch) + wait
 
 
+def eval_pause(compute, ranks):
+    """Seconds an evaluation pauses a run on `ranks` ranks: compute["eval_work"] (one evaluation's
+    seconds on the processes the bench measured, times their count: the ranks split the test set) over
+    `ranks`; None where not measured (a pause taken to fill a capped link's bucket)."""
+    work = compute.get("eval_work")
+    return work / ranks if work else None
+
+
 def step_seconds(compute, network, ranks, local_batch, virtual_ranks=1, mode="none", overhead=0.0, eval_every=0,
                  messages=SIMPLE_NN):
-    return compute_seconds(compute, local_batch, virtual_ranks) + exchange_seconds(mode, ranks, network, overhead,
-                                                                                   eval_every, messages)
+    busy = compute_seconds(compute, local_batch, virtual_ranks)
+    return busy + exchange_seconds(mode, ranks, network, overhead, eval_every, messages, busy,
+                                   eval_pause(compute, ranks))
 
 
 def run_seconds(steps, start_step, plain_step, mode_step):
@@ -429,7 +462,8 @@ def fit_run_start(points):
 
 def scaled(compute, factor):
     """The compute `factor` times slower (a probe of the machine now against the bench's)."""
-    slower = dict(compute, **{k: compute[k] * factor for k in ("intercept", "per_sample", "after_eval") if k in compute})
+    slower = dict(compute, **{k: compute[k] * factor for k in ("intercept", "per_sample", "after_eval", "eval_work")
+                              if compute.get(k) is not None})
     for key in ("points", "wait_points"):
         if compute.get(key):
             slower[key] = [[b, t * factor] for b, t in compute[key]]

@@ -58,6 +58,10 @@ seen = bench["machine"]  # what else kept the cores busy around the compute benc
 assert {"before", "after"} <= seen.keys() and "quiet" in seen["before"] and seen["before"]["cores"] >= 1, seen
 assert "cores busy just before the compute bench" in open(os.path.join(out, "report.md")).read()
 assert bench["networks"]["local cluster, tbf 1000 Mbit/s"]["burst_bytes"] == 500000, "not cluster/link's 4 ms bucket"
+paused = bench["evaluations"]  # each dataset's evaluation pauses its runs (a capped link's bucket refills)
+assert paused["processes"] == 2 and 0 < paused["pause_seconds"]["mnist"] < 1, paused
+assert abs(prediction["eval_work"] - 2 * paused["pause_seconds"]["mnist"]) < 1e-12, prediction["eval_work"]
+assert "Each evaluation pauses the training" in open(os.path.join(out, "report.md")).read()
 report = open(os.path.join(out, "report.md")).read()
 for part in ("McCandlish et al.'s model fitted", "predicted (before the run) against measured", "The planner's recommendation",
              "Each mode's steps against", "(model output, not measured)", "| network | 1 | 2 | 4 |",

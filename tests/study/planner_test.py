@@ -205,11 +205,40 @@ class CappedLink(unittest.TestCase):
         with self.assertRaises(ValueError):
             planner.fit_capped_link(sizes[:12], times[:12], 2, 12500, self.LINE)
 
-    def test_an_evaluation_fills_the_bucket_for_the_next_exchange(self):
-        self.assertEqual(planner.bucket_tokens(self.LINE, eval_every=4), 0.0)  # no bucket
-        self.assertEqual(planner.bucket_tokens(self.LINK), 0.0)  # no evaluations: every exchange at the rate
-        self.assertAlmostEqual(planner.bucket_tokens(self.LINK, eval_every=4), 12500 / 4)  # one step in four
-        self.assertEqual(planner.bucket_tokens(self.LINK, eval_every=4, exchange_every=16), 12500)
+    def test_the_bucket_refills_in_each_steps_compute_and_in_each_evaluation(self):
+        wire = 407096
+        self.assertEqual(planner.bucket_bytes(self.LINE, wire, 1e-3, eval_every=4), 0.0)  # no bucket
+        self.assertEqual(planner.bucket_bytes(self.LINK, wire, 0.0), 0.0)  # never idle: every byte at the rate
+        self.assertAlmostEqual(planner.bucket_bytes(self.LINK, wire, 0.4e-3), 5000)  # 0.4 ms at 12.5 MB/s
+        self.assertAlmostEqual(planner.bucket_bytes(self.LINK, wire, 2e-3), 12500)  # no more than the bucket
+        # An evaluation that fills it every 4 steps, small exchanges: 5000, 5000, 2500, then none.
+        self.assertAlmostEqual(planner.bucket_bytes(self.LINK, 5000, 0.0, eval_every=4), 12500 / 4)
+        # One too short to fill it (0.4 ms: 5000 bytes) serves the first exchange after it only.
+        self.assertAlmostEqual(planner.bucket_bytes(self.LINK, 5000, 0.0, eval_every=4, eval_pause=0.4e-3), 5000 / 4)
+        # Local SGD exchanges once in 4 steps: 4 steps of compute refill it.
+        self.assertAlmostEqual(planner.bucket_bytes(self.LINK, wire, 0.4e-3, exchange_every=4), 12500)
+        self.assertAlmostEqual(planner.bucket_bytes(self.LINK, wire, 0.1e-3, exchange_every=4), 5000)
+
+    def test_a_plain_step_on_a_capped_link_is_the_rates_time_for_its_bytes(self):
+        # What the runs at 1 Gbit/s showed: while a step's compute refills no more than the bucket holds,
+        # the exchange sends at the line's speed what the compute saved up, and the step is the rate's.
+        link = dict(self.LINK, alpha=0.0, line_beta=0.0)
+        for busy in (0.2e-3, 0.6e-3):
+            compute = {"intercept": busy, "per_sample": 0.0}
+            self.assertAlmostEqual(planner.step_seconds(compute, link, 2, 64), 407096 * self.RATE)
+        self.assertGreater(planner.step_seconds({"intercept": 2e-3, "per_sample": 0.0}, link, 2, 64), 407096 * self.RATE)
+
+    def test_an_evaluation_pauses_as_long_as_its_share_of_the_test_set(self):
+        compute = dict(COMPUTE, eval_work=8e-3)  # 4 ms on each of the 2 processes the bench measured
+        self.assertAlmostEqual(planner.eval_pause(compute, 2), 4e-3)
+        self.assertAlmostEqual(planner.eval_pause(compute, 8), 1e-3)
+        self.assertIsNone(planner.eval_pause(COMPUTE, 2))  # not measured: a pause that fills the bucket
+        self.assertAlmostEqual(planner.scaled(compute, 1.5)["eval_work"], 12e-3)  # the machine's level, as compute
+        busy = planner.compute_seconds(compute, 64)
+        self.assertAlmostEqual(planner.step_seconds(compute, self.LINK, 2, 64, 1, "none", 0, 23),
+                               busy + planner.exchange_seconds("none", 2, self.LINK, 0, 23, idle=busy, eval_pause=4e-3))
+        self.assertLess(planner.step_seconds(compute, self.LINK, 2, 64, 1, "none", 0, 23),
+                        planner.step_seconds(dict(COMPUTE, eval_work=0.1e-3), self.LINK, 2, 64, 1, "none", 0, 23))
 
     def test_bytes_in_the_bucket_leave_at_the_lines_speed(self):
         saved = planner.exchange_seconds("none", 2, self.LINK) - planner.exchange_seconds("none", 2, self.LINK, 0, 1)
@@ -222,9 +251,9 @@ class CappedLink(unittest.TestCase):
         # Local SGD averages once in H steps: after an evaluation every fourth averaging at H=4, k=16.
         unlimited = planner.exchange_seconds("local:4", 2, small)
         self.assertAlmostEqual(unlimited - planner.exchange_seconds("local:4", 2, small, 0, 16), m / 4 * self.RATE / 4)
-        # And the step: its compute, then the exchange; the plan (no evaluations) pays the rate.
-        self.assertAlmostEqual(planner.step_seconds(COMPUTE, self.LINK, 2, 64, 1, "none", 0, 1),
-                               planner.compute_seconds(COMPUTE, 64) + planner.exchange_seconds("none", 2, self.LINK, 0, 1))
+        # The mode's own arithmetic leaves the link idle too (PowerSGD's 130 us: 1,625 bytes at 100 Mbit/s).
+        self.assertAlmostEqual(planner.exchange_seconds("powersgd:2", 2, small, 130e-6) - 130e-6,
+                               (p1 + p2 - 130e-6 / self.RATE) * self.RATE)
 
 
 class ExchangeModes(unittest.TestCase):
@@ -498,6 +527,38 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
             two = plan_report.compute_on(seen[what], 2)
             self.assertAlmostEqual(planner.compute_seconds(two, 64),
                                    2 * planner.compute_seconds(plan_report.compute_on(self.bench, 2), 64), msg=what)
+
+    def test_each_dataset_prices_its_own_evaluations_pause(self):
+        # A capped link (1 Gbit/s) whose bucket an evaluation of MNIST (2 ms on 2 processes) fills halfway.
+        capped = dict(SLOW, line_beta=FAST["beta"], burst_bytes=500000)
+        bench = dict(self.bench, networks=dict(self.bench["networks"], **{"local cluster, tbf 100 Mbit/s": capped}),
+                     evaluations={"processes": 2, "pause_seconds": {"mnist": 0.002, "fashion-mnist": 0.036}})
+        self.assertAlmostEqual(self.plan.eval_work(bench, "mnist"), 0.004)
+        self.assertIsNone(self.plan.eval_work(self.bench, "mnist"))  # a bench.json from before
+        seen = {}
+        stubs = {"lr_choice": {}, "fit_sweep": {"s_min": 100.0, "b_crit": 200.0}, "mode_factors": {}}
+        with mock.patch.multiple(self.plan.sweep_statistics, **{k: mock.Mock(return_value=v) for k, v in stubs.items()}), \
+                mock.patch.object(self.plan.plan_report, "steps_model", return_value=model()), \
+                mock.patch.object(self.plan, "measured_run_start", return_value=None), \
+                mock.patch.object(self.plan, "recommend", side_effect=lambda plan, b, m, size: seen.setdefault("recommend", b)):
+            record, _ = self.plan.predictions_of(mock.Mock(out=""), dict(self.config, modes=["none"], mode_start_step=10),
+                                                 {"name": "mnist"}, 8000, bench, [], [])
+        self.assertAlmostEqual(record["eval_work"], 0.004)
+        self.assertAlmostEqual(seen["recommend"]["compute"]["eval_work"], 0.004)
+        # A run across the capped link: priced with the 2 ms pause, between none measured (a pause that fills
+        # the bucket) and no pause at all; the probed prediction takes it too.
+        run = {"kind": "hosts:node1,node2", "ranks": 2, "local_batch": 64, "global_batch": 128, "mode": "none",
+               "link_mbit": 100, "name": "r"}
+        priced = lambda b: self.plan.predicted_seconds(b, self.config, model(), run, 8000)["seconds"]
+        with_pause = priced(plan_report.levelled(bench, record))
+        self.assertLess(priced(bench), with_pause)
+        self.assertLess(with_pause, priced(plan_report.levelled(bench, dict(record, eval_work=1e-9))))
+        predictions = {"mnist": dict(record)}
+        with mock.patch.object(self.plan, "probe", return_value=planner.compute_seconds(plan_report.compute_on(bench, 2), 64)), \
+                mock.patch.object(self.plan, "replacing", mock.mock_open()):
+            self.plan.probed_predictions(mock.Mock(out=""), dict(self.config, local_batch=64), {"name": "mnist"}, 8000,
+                                         dict(bench, probe={}), model(), predictions, [run])
+        self.assertAlmostEqual(predictions["mnist"]["probed"]["r"]["seconds"], with_pause)
 
 
 class Runs(unittest.TestCase):
