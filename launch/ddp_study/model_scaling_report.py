@@ -75,7 +75,8 @@ def models_lines(models):
     lines = ["## The models", "",
              "Bytes a step: what each rank all-reduces (the dry run's shapes, src/sync's rule). Compute: ddp-bench-train, "
              "one rank of this machine at local batch 64 (each plan's bench). Exchange at 1 Gbit/s: the model of the "
-             "local cluster's capped link (each plan's ddp-bench-comm), two ranks.", "",
+             "local cluster's capped link (each plan's ddp-bench-comm), two ranks, at its rate (the bucket empty; a "
+             "step's compute refills some of it, which the plans price).", "",
              "| model | parameters | bytes a step, plain | PowerSGD r2 | compute a step of 64 | samples/s, 1 rank "
              "| exchange at 1 Gbit/s | compute / exchange |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for m in models:

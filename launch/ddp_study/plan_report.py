@@ -69,7 +69,7 @@ def evaluating(bench, prediction):
     evaluation pauses its runs, times the processes the bench measured it on; planner.eval_pause), which
     refills a capped link's bucket; the bench itself where the predictions predate it."""
     work = (prediction or {}).get("eval_work")
-    if not work:
+    if work is None:
         return bench
     return dict(bench, compute=dict(bench["compute"], eval_work=work))
 

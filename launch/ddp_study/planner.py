@@ -200,11 +200,13 @@ def bucket_bytes(network, wire, idle, exchange_every=1, eval_every=0, eval_pause
     2026-12-06, each run's compute from the same run uncapped): this model priced the 12 capped steps
     3% off in the median (8% at most), the bucket filled by evaluations alone 35% (74%). A plain step
     there is the rate's time for its bytes, whatever the compute: the bucket refills in the compute what
-    the exchange then sends at the line's speed. (Refill during the exchange itself is left out.)"""
+    the exchange then sends at the line's speed, while the compute refills no more than the bucket holds
+    and is shorter than the exchange at the rate. Left out: the refill during the exchange itself and
+    during what an evaluation leaves after it (after_eval), and local SGD's averaging at each evaluation."""
     burst = network.get("burst_bytes") or 0
     if not burst or wire <= 0:
         return 0.0
-    rate = 1 / network["beta"]
+    rate, idle = 1 / network["beta"], max(0.0, idle)
     cycle = math.lcm(exchange_every, eval_every) if eval_every else exchange_every
     tokens = burst
     for _ in range(100):
@@ -356,7 +358,7 @@ def eval_pause(compute, ranks):
     seconds on the processes the bench measured, times their count: the ranks split the test set) over
     `ranks`; None where not measured (a pause taken to fill a capped link's bucket)."""
     work = compute.get("eval_work")
-    return work / ranks if work else None
+    return None if work is None else work / ranks
 
 
 def step_seconds(compute, network, ranks, local_batch, virtual_ranks=1, mode="none", overhead=0.0, eval_every=0,

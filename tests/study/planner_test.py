@@ -229,16 +229,21 @@ class CappedLink(unittest.TestCase):
         self.assertGreater(planner.step_seconds({"intercept": 2e-3, "per_sample": 0.0}, link, 2, 64), 407096 * self.RATE)
 
     def test_an_evaluation_pauses_as_long_as_its_share_of_the_test_set(self):
-        compute = dict(COMPUTE, eval_work=8e-3)  # 4 ms on each of the 2 processes the bench measured
-        self.assertAlmostEqual(planner.eval_pause(compute, 2), 4e-3)
-        self.assertAlmostEqual(planner.eval_pause(compute, 8), 1e-3)
+        compute = dict(COMPUTE, eval_work=0.8e-3)  # 0.4 ms on each of the 2 processes the bench measured
+        self.assertAlmostEqual(planner.eval_pause(compute, 2), 0.4e-3)
+        self.assertAlmostEqual(planner.eval_pause(compute, 8), 0.1e-3)
         self.assertIsNone(planner.eval_pause(COMPUTE, 2))  # not measured: a pause that fills the bucket
-        self.assertAlmostEqual(planner.scaled(compute, 1.5)["eval_work"], 12e-3)  # the machine's level, as compute
+        self.assertEqual(planner.eval_pause(dict(COMPUTE, eval_work=0.0), 2), 0.0)  # measured as none: no refill
+        self.assertAlmostEqual(planner.scaled(compute, 1.5)["eval_work"], 1.2e-3)  # the machine's level, as compute
+        # 0.4 ms refills 5,000 of the bucket's 12,500 bytes: the step takes exactly that pause, its share of it.
         busy = planner.compute_seconds(compute, 64)
-        self.assertAlmostEqual(planner.step_seconds(compute, self.LINK, 2, 64, 1, "none", 0, 23),
-                               busy + planner.exchange_seconds("none", 2, self.LINK, 0, 23, idle=busy, eval_pause=4e-3))
-        self.assertLess(planner.step_seconds(compute, self.LINK, 2, 64, 1, "none", 0, 23),
-                        planner.step_seconds(dict(COMPUTE, eval_work=0.1e-3), self.LINK, 2, 64, 1, "none", 0, 23))
+        step = planner.step_seconds(compute, self.LINK, 2, 64, 1, "none", 0, 23)
+        self.assertAlmostEqual(step, busy + planner.exchange_seconds("none", 2, self.LINK, 0, 23, idle=busy,
+                                                                     eval_pause=0.4e-3))
+        for other in (None, 0.0, 0.8e-3):
+            self.assertNotAlmostEqual(step, busy + planner.exchange_seconds("none", 2, self.LINK, 0, 23, idle=busy,
+                                                                            eval_pause=other), places=9)
+        self.assertLess(step, planner.step_seconds(dict(COMPUTE, eval_work=0.0), self.LINK, 2, 64, 1, "none", 0, 23))
 
     def test_bytes_in_the_bucket_leave_at_the_lines_speed(self):
         saved = planner.exchange_seconds("none", 2, self.LINK) - planner.exchange_seconds("none", 2, self.LINK, 0, 1)
@@ -535,6 +540,8 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
                      evaluations={"processes": 2, "pause_seconds": {"mnist": 0.002, "fashion-mnist": 0.036}})
         self.assertAlmostEqual(self.plan.eval_work(bench, "mnist"), 0.004)
         self.assertIsNone(self.plan.eval_work(self.bench, "mnist"))  # a bench.json from before
+        measured_none = plan_report.evaluating(bench, {"eval_work": 0.0})["compute"]  # measured, and none
+        self.assertEqual(measured_none["eval_work"], 0.0)
         seen = {}
         stubs = {"lr_choice": {}, "fit_sweep": {"s_min": 100.0, "b_crit": 200.0}, "mode_factors": {}}
         with mock.patch.multiple(self.plan.sweep_statistics, **{k: mock.Mock(return_value=v) for k, v in stubs.items()}), \
