@@ -199,10 +199,11 @@ def bucket_bytes(network, wire, idle, exchange_every=1, eval_every=0, eval_pause
     evaluating every 3, 23 or 1,000 steps, both datasets, fp16 and the plain all-reduce (launch/bench-bucket,
     2026-12-06, each run's compute from the same run uncapped): this model priced the 12 capped steps
     3% off in the median (8% at most), the bucket filled by evaluations alone 35% (74%). A plain step
-    there is the rate's time for its bytes, whatever the compute: the bucket refills in the compute what
-    the exchange then sends at the line's speed, while the compute refills no more than the bucket holds
-    and is shorter than the exchange at the rate. Left out: the refill during the exchange itself and
-    during what an evaluation leaves after it (after_eval), and local SGD's averaging at each evaluation."""
+    there takes the rate's time for its bytes, not its compute plus that: the bucket refills in the
+    compute what the exchange then sends at the line's speed (while the compute is shorter than the
+    exchange at the rate and refills no more than the bucket holds). Left out: the refill during the
+    exchange itself and during what an evaluation leaves after it (after_eval), and local SGD's
+    averaging at each evaluation."""
     burst = network.get("burst_bytes") or 0
     if not burst or wire <= 0:
         return 0.0
@@ -504,12 +505,17 @@ def candidate(model, compute, network, ranks, local_batch, mode, max_batch, over
 
 def best_configuration(model, compute, network, ranks, local_batches, max_batch, overheads=None, eval_every=None):
     """The mode and local batch with the least predicted time to the target on `ranks` ranks (one rank
-    exchanges nothing: plain only); None where no global batch was measured. eval_every: as candidate's."""
+    exchanges nothing: plain only), among those whose steps were measured (no flag: the mode ran at that
+    batch, local SGD on as many ranks; the plain all-reduce at every batch the model covers is), a flagged
+    one only where none is; None where no global batch was measured. eval_every: as candidate's. Why: MNIST's recommendation at 1 Gbit/s on 2026-12-06 was local
+    SGD H=16 at global batch 64, flagged (its factor measured at 128-1024), and took 1.25x the soonest run
+    beside it, H=16 at 128, whose steps were measured."""
     modes = [m for m in model.modes if ranks > 1 or m == "none"]
     found = [candidate(model, compute, network, ranks, b, m, max_batch, overheads, eval_every)
              for m in modes for b in local_batches]
     found = [c for c in found if c]
-    return min(found, key=lambda c: c["seconds"]) if found else None
+    measured = [c for c in found if not c["flags"]]
+    return min(measured or found, key=lambda c: c["seconds"]) if found else None
 
 
 SCALING_WITHIN = 0.1

@@ -86,10 +86,11 @@ written=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mnist
 launch/plan configs/plan-smoke.yaml --binary "$train" --out "$out" --reuse >"$out/reuse.log" 2>&1 || { cat "$out/reuse.log"; exit 1; }
 grep -q "^plan: mnist: the predictions written $written stand, as runs they predict have run" "$out/reuse.log" \
   && [ "$(grep -c "reused: an earlier invocation finished" "$out/reuse.log")" = 23 ] \
+  && ! grep -q "  probe: " "$out/reuse.log" \
   && python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["mnist"]; assert p["fit"]["s_min"] == 12345.0 and p["written_at"] == sys.argv[2], p["written_at"]' \
        "$out/predictions.json" "$written" \
   || { cat "$out/reuse.log"; echo "FAIL: --reuse wrote the predictions again after their runs"; exit 1; }
-echo "ok: --reuse keeps the predictions written before their runs"
+echo "ok: --reuse keeps the predictions written before their runs, and probes nothing they would not use"
 # One's own cluster: its network's figures (or a ddp-bench-comm output) and compute, planned again
 # from the same measurements without running anything.
 { cat configs/plan-smoke.yaml; printf 'networks:\n  - {name: "our 25 GbE", alpha_us: 15, gbit_per_s: 25}\n'

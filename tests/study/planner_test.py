@@ -426,6 +426,18 @@ class Search(unittest.TestCase):
         bench = {"compute_points": [[16, 1e-4], [1024, 3e-3]]}
         self.assertEqual(plan_report.local_batches(bench), [16, 32, 64, 128, 256, 512, 1024])
 
+    def test_the_best_configuration_is_one_whose_steps_were_measured(self):
+        # Local SGD H=16 measured on 2 ranks, at half the plain steps: on 8 ranks it would be the quickest, but
+        # its steps there are the 2 ranks' factor carried over (flag n); the plain all-reduce's were measured.
+        m = model({"local:16": 0.5})
+        flagged = planner.candidate(m, COMPUTE, SLOW, 8, 64, "local:16", 60000)
+        best = planner.best_configuration(m, COMPUTE, SLOW, 8, [64], 60000)
+        self.assertEqual(flagged["flags"], "n")
+        self.assertLess(flagged["seconds"], best["seconds"])
+        self.assertEqual((best["mode"], best["flags"]), ("none", ""))
+        # On the 2 ranks it was measured on, at a batch it ran at, it is.
+        self.assertEqual(planner.best_configuration(m, COMPUTE, SLOW, 2, [64, 128, 256], 60000)["mode"], "local:16")
+
     def test_scaling_limit_is_the_fewest_ranks_within_ten_percent_of_the_best(self):
         # The first doubling gaining under 10% (2 -> 4) is not the limit: more ranks gain again.
         times = ((1, 40), (2, 28), (4, 27), (8, 24), (16, 22), (32, 21), (64, 20), (128, 21))
