@@ -99,6 +99,22 @@ def bootstrap(by_batch, resamples=1000, seed=0, level=0.9):
     return (pick(s_mins, q), pick(s_mins, 1 - q)), (pick(b_crits, q), pick(b_crits, 1 - q))
 
 
+def ratio_to_soonest(times, chosen, resamples=1000, seed=0, level=0.9):
+    """How much later than the soonest the `chosen` configuration reached the target: its median over
+    seeds against the least median of `times` ({configuration: [seconds of each seed, MISSED for a seed
+    that missed]}, the chosen one among them), and the `level` interval of that ratio, the medians
+    repeated on seeds resampled with replacement within each configuration. The interval says how far a
+    verdict of "within 10%" rests on the seeds' spread. Returns (ratio, (lo, hi))."""
+    def ratio(medians):
+        soonest = min(medians.values())
+        return 1.0 if medians[chosen] == soonest else medians[chosen] / soonest  # MISSED == MISSED: as soon
+    rng = random.Random(seed)
+    draws = sorted(ratio({k: median([rng.choice(v) for _ in v]) for k, v in times.items()}) for _ in range(resamples))
+    q = (1 - level) / 2
+    pick = lambda p: draws[min(len(draws) - 1, int(p * len(draws)))]
+    return ratio({k: median(v) for k, v in times.items()}), (pick(q), pick(1 - q))
+
+
 def leave_one_batch_out(by_batch):
     """{B: (S_min, B_crit)} fitted without batch B, for every batch whose absence leaves two: how much
     the fit rests on any one batch (a bias a bootstrap over seeds cannot show)."""

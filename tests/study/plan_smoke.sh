@@ -74,6 +74,12 @@ for png in ("time_to_target_vs_ranks_mnist.png", "steps_vs_samples_mnist.png"):
 print(f"ok: plan smoke: fit S_min {fit['s_min']:.1f}, B_crit {fit['b_crit']:.0f}; {len(later)} runs predicted before they ran; "
       f"recommended at 1 Gbit/s: {recommended['mode']}, local batch {recommended['local_batch']}")
 PY
+# --reuse after every run has run, as it is: the same choices, though the seconds measured again move with
+# the machine, so it does not say it predicts otherwise.
+launch/plan configs/plan-smoke.yaml --binary "$train" --out "$out" --reuse >"$out/reuse-same.log" 2>&1 \
+  || { cat "$out/reuse-same.log"; exit 1; }
+! grep -q "predicts otherwise" "$out/reuse-same.log" \
+  || { cat "$out/reuse-same.log"; echo "FAIL: --reuse said it predicts otherwise where nothing it chooses changed"; exit 1; }
 # --reuse after every run has run: the predictions written before them stand, even where this launch/plan
 # would now predict otherwise (here a fit edited by hand), and nothing runs again.
 python3 - "$out/predictions.json" <<'PY'
@@ -85,6 +91,7 @@ PY
 written=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mnist"]["written_at"])' "$out/predictions.json")
 launch/plan configs/plan-smoke.yaml --binary "$train" --out "$out" --reuse >"$out/reuse.log" 2>&1 || { cat "$out/reuse.log"; exit 1; }
 grep -q "^plan: mnist: the predictions written $written stand, as runs they predict have run" "$out/reuse.log" \
+  && grep -q "this launch/plan predicts otherwise" "$out/reuse.log" \
   && [ "$(grep -c "reused: an earlier invocation finished" "$out/reuse.log")" = 23 ] \
   && ! grep -q "  probe: " "$out/reuse.log" \
   && python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["mnist"]; assert p["fit"]["s_min"] == 12345.0 and p["written_at"] == sys.argv[2], p["written_at"]' \

@@ -5,11 +5,13 @@ capped link's bucket, the bytes each exchange mode sends (the figures ddp-train 
 comm_bytes_per_step), each mode's start step, the search over modes within what was measured, the rule
 for where ranks stop paying, and the runs and command lines a plan gives."""
 import importlib.machinery
+import io
 import importlib.util
 import math
 import os
 import random
 import sys
+import tempfile
 import unittest
 from unittest import mock
 
@@ -119,6 +121,23 @@ class ReadingTheSweep(unittest.TestCase):
         self.assertAlmostEqual(f["factor_loo"][1], math.sqrt(1.5 * 1.8))
         self.assertEqual(f["lrs"], {"128": 0.16, "512": 0.16, "1024": 0.16})
         self.assertEqual(set(factors), {"powersgd:2"})
+
+    def test_a_recommendations_ratio_to_the_soonest_comes_with_the_seeds_spread(self):
+        tight = {"a": [1.0, 1.01, 0.99], "b": [1.2, 1.21, 1.19]}
+        self.assertEqual(sweep_statistics.ratio_to_soonest(tight, "a"), (1.0, (1.0, 1.0)))
+        ratio, (lo, hi) = sweep_statistics.ratio_to_soonest(tight, "b")
+        self.assertAlmostEqual(ratio, 1.2)
+        self.assertTrue(1.17 < lo <= ratio <= hi < 1.23, (lo, hi))
+        # Seeds that spread 45% (the 2026-12-06 MNIST check): a point estimate of 1.10 whose interval
+        # reaches well past it either way.
+        spread = {"rec": [0.098, 0.130, 0.142], "half": [0.116, 0.118, 0.122], "double": [0.134, 0.122, 0.118]}
+        ratio, (lo, hi) = sweep_statistics.ratio_to_soonest(spread, "rec")
+        self.assertAlmostEqual(ratio, 0.130 / 0.118)
+        self.assertLessEqual(lo, 1.0)
+        self.assertGreater(hi, 1.15)
+        # A seed that missed is censored, not dropped: it makes the chosen one later, not sooner.
+        self.assertGreater(sweep_statistics.ratio_to_soonest({"a": [0.9, MISSED, MISSED], "b": [1.0] * 3}, "a")[0], 1e9)
+        self.assertEqual(sweep_statistics.ratio_to_soonest({"a": [MISSED] * 2, "b": [MISSED] * 2}, "a"), (1.0, (1.0, 1.0)))
 
 
 class AllreduceCost(unittest.TestCase):
@@ -579,6 +598,45 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
                                          dict(bench, probe={}), model(), predictions, [run])
         self.assertAlmostEqual(predictions["mnist"]["probed"]["r"]["seconds"], with_pause)
 
+    def test_reuse_says_predicts_otherwise_only_for_another_choice(self):
+        rec = {"mode": "local:4", "local_batch": 64, "global_batch": 128, "lr": 0.9, "seconds": 0.10, "steps": 62}
+        before = {"fit": {"s_min": 41.0}, "best_lr": {"64": 0.32}, "modes": {}, "start_step": 10,
+                  "run_start": {"seconds": 0.004}, "eval_work": 0.015, "written_at": "then",
+                  "recommended": {"1000": rec}}
+        # Measured again on another launch: the seconds move with the machine, the choices do not.
+        again = dict(before, run_start={"seconds": 0.006}, eval_work=0.02, written_at="now",
+                     recommended={"1000": dict(rec, seconds=0.13, steps=64)})
+        self.assertFalse(self.plan.differs(before, again))
+        for changed in ({"recommended": {"1000": dict(rec, local_batch=128)}}, {"recommended": {"1000": dict(rec, mode="fp16")}},
+                        {"fit": {"s_min": 42.0}}, {"best_lr": {"64": 0.16}}, {"start_step": 20}):
+            self.assertTrue(self.plan.differs(before, dict(again, **changed)), changed)
+        written_before_the_modes = dict(before, recommended={"ranks": 2, "local_batch": 64, "lr": 0.9})
+        self.assertTrue(self.plan.differs(written_before_the_modes, again))
+
+    def test_the_recommendations_check_runs_its_own_seeds(self):
+        smoke = os.path.join(ROOT, "configs", "plan-smoke.yaml")
+        plan = self.plan.load_plan(smoke)
+        self.assertEqual(plan["cluster"]["recommend_seeds"], plan["seeds"])  # the sweep's, unless given
+        with open(smoke) as f:
+            text = f.read()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "plan.yaml")
+            for seeds, ok in (("[1, 2, 3, 4, 5]", True), ("[]", False), ("3", False), ("[1, two]", False)):
+                with open(path, "w") as f:
+                    f.write(text.replace("cluster:\n", f"cluster:\n  recommend_seeds: {seeds}\n", 1))
+                if ok:
+                    plan = self.plan.load_plan(path)
+                    self.assertEqual(plan["cluster"]["recommend_seeds"], [1, 2, 3, 4, 5])
+                    continue
+                with self.assertRaises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+                    self.plan.load_plan(path)
+                self.assertIn(f"{path}: cluster.recommend_seeds must be a list of integer seeds", err.getvalue())
+        rec = {"100": {"local_batch": 64, "mode": "none", "alternatives": {}}}
+        with mock.patch.object(self.plan, "a_run", side_effect=lambda *a, **k: a[7]):
+            seeds = self.plan.recommendation_runs(plan, {"name": "d"}, 8000, rec, model(), "node1,node2")
+        self.assertEqual(sorted(set(seeds)), [1, 2, 3, 4, 5])
+        self.assertEqual(len(seeds), 3 * 5)  # half, the recommendation and double, no runner-up
+
 
 class Runs(unittest.TestCase):
     def test_the_warmup_is_the_same_in_steps_at_every_batch(self):
@@ -627,6 +685,29 @@ class RecommendationLine(unittest.TestCase):
         self.assertIn("the fewest ranks within 10% of the best over 1–4 ranks (0.58 s at 4)", line)
         self.assertEqual(plan_report.cell(plans[1]), "128, powersgd r2: 0.6 s (b)")
         self.assertEqual(plan_report.cell(None), "–")
+
+
+class RecommendationCheck(unittest.TestCase):
+    @staticmethod
+    def check_run(g, seconds, mode="local:4", status="ok"):
+        return {"dataset": "d", "part": "recommendation", "link_mbit": 1000, "mode": mode, "global_batch": g,
+                "status": status, "crossing_seconds": seconds, "crossing_steps": None}
+
+    def test_the_report_reads_every_seed_with_the_spread_of_its_verdict(self):
+        rows = [self.check_run(128, s) for s in (0.098, 0.130, 0.142)] + [self.check_run(64, s) for s in (0.116, 0.118, 0.122)] + \
+               [self.check_run(256, None, status="diverged"), self.check_run(256, None), self.check_run(256, 0.09),
+                self.check_run(256, None, status="failed")]
+        rec = {"mode": "local:4", "local_batch": 64, "global_batch": 128, "seconds": 0.10}
+        lines, verdicts = plan_report.recommendation_lines({"name": "d"}, rows, {"recommended": {"1000": rec}})
+        (mbit, mode, ratio, (lo, hi)), = verdicts
+        self.assertEqual((mbit, mode), ("1000", "local:4"))
+        self.assertAlmostEqual(ratio, 0.130 / 0.118)
+        self.assertTrue(lo <= 1.0 and hi > 1.15, (lo, hi))
+        text = "\n".join(lines)
+        # 256: two of three seeds missed (a failed run is not a seed), so not the soonest at 0.09 s.
+        self.assertIn("local SGD H=4 at 256: most seeds missed the target", text)
+        self.assertIn("**10% slower than the soonest (target: within 10%)** over 3 seeds", text)
+        self.assertIn(f"lies in {lo:.2f}–{hi:.2f}× (90%)", text)
 
 
 if __name__ == "__main__":
