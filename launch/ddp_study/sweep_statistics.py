@@ -100,19 +100,30 @@ def bootstrap(by_batch, resamples=1000, seed=0, level=0.9):
 
 
 def ratio_to_soonest(times, chosen, resamples=1000, seed=0, level=0.9):
-    """How much later than the soonest the `chosen` configuration reached the target: its median over
-    seeds against the least median of `times` ({configuration: [seconds of each seed, MISSED for a seed
-    that missed]}, the chosen one among them), and the `level` interval of that ratio, the medians
-    repeated on seeds resampled with replacement within each configuration. The interval says how far a
-    verdict of "within 10%" rests on the seeds' spread. Returns (ratio, (lo, hi))."""
-    def ratio(medians):
-        soonest = min(medians.values())
-        return 1.0 if medians[chosen] == soonest else medians[chosen] / soonest  # MISSED == MISSED: as soon
+    """The `chosen` configuration's median seconds to the target against the least median of the others
+    beside it, times = {configuration: {seed: seconds, MISSED for a seed that missed}}: under 1 it was the
+    soonest. With that ratio's `level` interval: the seeds resampled with replacement, the same draw for
+    every configuration (they ran seed by seed, each seed's configurations one after another on a machine
+    whose speed moves). The interval says how far a verdict of "within 10%" rests on the seeds' spread.
+    Returns (ratio, (lo, hi)), or None where nothing beside it ran or no configuration reached the target."""
+    def ratio(seeds):
+        medians = {k: median([v[s] for s in seeds if s in v]) for k, v in times.items()}
+        mine, others = medians.pop(chosen, None), [m for m in medians.values() if m is not None]
+        if mine is None or not others:
+            return None
+        soonest = min(others)
+        return 1.0 if mine == soonest else mine / soonest  # MISSED against MISSED: as soon
+    every_seed = sorted({s for v in times.values() for s in v})
+    point = ratio(every_seed)
+    if point is None or median(list(times[chosen].values())) == MISSED == min(
+            median(list(v.values())) for k, v in times.items() if k != chosen):
+        return None
     rng = random.Random(seed)
-    draws = sorted(ratio({k: median([rng.choice(v) for _ in v]) for k, v in times.items()}) for _ in range(resamples))
+    draws = [ratio([rng.choice(every_seed) for _ in every_seed]) for _ in range(resamples)]
+    draws = sorted(d for d in draws if d is not None)
     q = (1 - level) / 2
     pick = lambda p: draws[min(len(draws) - 1, int(p * len(draws)))]
-    return ratio({k: median(v) for k, v in times.items()}), (pick(q), pick(1 - q))
+    return point, (pick(q), pick(1 - q))
 
 
 def leave_one_batch_out(by_batch):

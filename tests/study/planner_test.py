@@ -123,21 +123,33 @@ class ReadingTheSweep(unittest.TestCase):
         self.assertEqual(set(factors), {"powersgd:2"})
 
     def test_a_recommendations_ratio_to_the_soonest_comes_with_the_seeds_spread(self):
-        tight = {"a": [1.0, 1.01, 0.99], "b": [1.2, 1.21, 1.19]}
-        self.assertEqual(sweep_statistics.ratio_to_soonest(tight, "a"), (1.0, (1.0, 1.0)))
+        seeds = lambda *values: dict(enumerate(values, 1))
+        tight = {"a": seeds(1.0, 1.01, 0.99), "b": seeds(1.2, 1.21, 1.19)}
+        ratio, (lo, hi) = sweep_statistics.ratio_to_soonest(tight, "a")
+        self.assertAlmostEqual(ratio, 1.0 / 1.2)  # under 1: the soonest, by how much
+        self.assertTrue(0.81 < lo <= ratio <= hi < 0.86, (lo, hi))
         ratio, (lo, hi) = sweep_statistics.ratio_to_soonest(tight, "b")
         self.assertAlmostEqual(ratio, 1.2)
         self.assertTrue(1.17 < lo <= ratio <= hi < 1.23, (lo, hi))
         # Seeds that spread 45% (the 2026-12-06 MNIST check): a point estimate of 1.10 whose interval
         # reaches well past it either way.
-        spread = {"rec": [0.098, 0.130, 0.142], "half": [0.116, 0.118, 0.122], "double": [0.134, 0.122, 0.118]}
+        spread = {"rec": seeds(0.098, 0.130, 0.142), "half": seeds(0.116, 0.118, 0.122), "double": seeds(0.134, 0.122, 0.118)}
         ratio, (lo, hi) = sweep_statistics.ratio_to_soonest(spread, "rec")
         self.assertAlmostEqual(ratio, 0.130 / 0.118)
-        self.assertLessEqual(lo, 1.0)
+        self.assertLess(lo, 1.0)
         self.assertGreater(hi, 1.15)
+        # The same draw of seeds for every configuration: a seed slow in every configuration (the machine
+        # at that moment) moves them together and leaves the ratio alone.
+        paired = {"a": seeds(1.0, 2.0, 3.0), "b": seeds(1.1, 2.2, 3.3)}
+        for bound in sweep_statistics.ratio_to_soonest(paired, "a")[1]:
+            self.assertAlmostEqual(bound, 1 / 1.1)
         # A seed that missed is censored, not dropped: it makes the chosen one later, not sooner.
-        self.assertGreater(sweep_statistics.ratio_to_soonest({"a": [0.9, MISSED, MISSED], "b": [1.0] * 3}, "a")[0], 1e9)
-        self.assertEqual(sweep_statistics.ratio_to_soonest({"a": [MISSED] * 2, "b": [MISSED] * 2}, "a"), (1.0, (1.0, 1.0)))
+        self.assertEqual(sweep_statistics.ratio_to_soonest({"a": seeds(0.9, MISSED, MISSED), "b": seeds(1.0, 1.0, 1.0)}, "a")[0],
+                         MISSED)
+        self.assertEqual(sweep_statistics.ratio_to_soonest({"a": seeds(1.0, 1.0), "b": seeds(MISSED, MISSED)}, "a")[0], 0.0)
+        # Nothing to tell apart: every configuration missed, or none beside it ran.
+        self.assertIsNone(sweep_statistics.ratio_to_soonest({"a": seeds(MISSED, MISSED), "b": seeds(MISSED, 1.0)}, "a"))
+        self.assertIsNone(sweep_statistics.ratio_to_soonest({"a": seeds(1.0)}, "a"))
 
 
 class AllreduceCost(unittest.TestCase):
@@ -610,8 +622,34 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
         for changed in ({"recommended": {"1000": dict(rec, local_batch=128)}}, {"recommended": {"1000": dict(rec, mode="fp16")}},
                         {"fit": {"s_min": 42.0}}, {"best_lr": {"64": 0.16}}, {"start_step": 20}):
             self.assertTrue(self.plan.differs(before, dict(again, **changed)), changed)
-        written_before_the_modes = dict(before, recommended={"ranks": 2, "local_batch": 64, "lr": 0.9})
-        self.assertTrue(self.plan.differs(written_before_the_modes, again))
+        self.assertTrue(self.plan.differs(before, dict(again, modes={"fp16": {"factor": 1.1}})))
+        self.assertTrue(self.plan.differs(before, dict(again, recommended={"1000": dict(rec, lr=0.64)})))
+
+    def test_reuse_prices_what_it_would_choose_at_the_level_of_the_predictions_that_stand(self):
+        # Kept predictions: their own probes are handed to predictions_of (a level of 2x on 2 processes),
+        # not none (the bench as measured), so a close recommendation does not flip with the level.
+        with tempfile.TemporaryDirectory() as out:
+            os.makedirs(os.path.join(out, "runs", "r1"))
+            probes = [{"processes": 2, "factor": 2.0, "at": ""}] * 3
+            before = {"runs": {"r1": {}}, "sweep_probes": probes, "recommended": {}, "written_at": "then"}
+            args = mock.Mock(out=out)
+            seen = {}
+            def stop(args, plan, d, size, bench, rows, probes):
+                seen["probes"] = probes
+                raise StopIteration
+            with mock.patch.multiple(self.plan, run_and_read=mock.DEFAULT, grid_runs=mock.DEFAULT, refine_runs=mock.DEFAULT,
+                                     mode_runs=mock.DEFAULT), mock.patch.object(self.plan, "predictions_of", side_effect=stop), \
+                    mock.patch.object(self.plan, "sweep_probes", side_effect=AssertionError("probed under --reuse")):
+                with self.assertRaises(StopIteration):
+                    self.plan.plan_dataset(args, dict(self.config, fit_max_batch=1024), {"name": "d", "global_batches": [64, 128], "lrs": [0.1]},
+                                           8000, self.bench, [], {}, {"d": before}, None)
+            self.assertEqual(seen["probes"], probes)
+            # Written before the modes (one plain recommendation): refused by name, not a crash later on.
+            old = dict(before, recommended={"ranks": 2, "local_batch": 64, "lr": 0.9})
+            with self.assertRaises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+                self.plan.kept_predictions(args, {"name": "d"}, old)
+            self.assertIn(f"{out}/predictions.json: dataset d's predictions were written before the planner searched "
+                          "the modes", err.getvalue())
 
     def test_the_recommendations_check_runs_its_own_seeds(self):
         smoke = os.path.join(ROOT, "configs", "plan-smoke.yaml")
@@ -621,7 +659,7 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
             text = f.read()
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "plan.yaml")
-            for seeds, ok in (("[1, 2, 3, 4, 5]", True), ("[]", False), ("3", False), ("[1, two]", False)):
+            for seeds, ok in (("[1, 2, 3, 4, 5]", True), ("[]", False), ("3", False), ("[1, two]", False), ("[1, 1]", False)):
                 with open(path, "w") as f:
                     f.write(text.replace("cluster:\n", f"cluster:\n  recommend_seeds: {seeds}\n", 1))
                 if ok:
@@ -630,7 +668,7 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
                     continue
                 with self.assertRaises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
                     self.plan.load_plan(path)
-                self.assertIn(f"{path}: cluster.recommend_seeds must be a list of integer seeds", err.getvalue())
+                self.assertIn(f"{path}: cluster.recommend_seeds must be a list of distinct integer seeds", err.getvalue())
         rec = {"100": {"local_batch": 64, "mode": "none", "alternatives": {}}}
         with mock.patch.object(self.plan, "a_run", side_effect=lambda *a, **k: a[7]):
             seeds = self.plan.recommendation_runs(plan, {"name": "d"}, 8000, rec, model(), "node1,node2")
@@ -689,25 +727,47 @@ class RecommendationLine(unittest.TestCase):
 
 class RecommendationCheck(unittest.TestCase):
     @staticmethod
-    def check_run(g, seconds, mode="local:4", status="ok"):
-        return {"dataset": "d", "part": "recommendation", "link_mbit": 1000, "mode": mode, "global_batch": g,
+    def check_run(g, seconds, seed, mode="local:4", status="ok"):
+        return {"dataset": "d", "part": "recommendation", "link_mbit": 1000, "mode": mode, "global_batch": g, "seed": seed,
                 "status": status, "crossing_seconds": seconds, "crossing_steps": None}
 
-    def test_the_report_reads_every_seed_with_the_spread_of_its_verdict(self):
-        rows = [self.check_run(128, s) for s in (0.098, 0.130, 0.142)] + [self.check_run(64, s) for s in (0.116, 0.118, 0.122)] + \
-               [self.check_run(256, None, status="diverged"), self.check_run(256, None), self.check_run(256, 0.09),
-                self.check_run(256, None, status="failed")]
-        rec = {"mode": "local:4", "local_batch": 64, "global_batch": 128, "seconds": 0.10}
+    def lines(self, rows, rec=None):
+        rec = rec or {"mode": "local:4", "local_batch": 64, "global_batch": 128, "seconds": 0.10}
         lines, verdicts = plan_report.recommendation_lines({"name": "d"}, rows, {"recommended": {"1000": rec}})
+        return "\n".join(lines), verdicts
+
+    def test_the_report_reads_every_seed_with_the_spread_of_its_verdict(self):
+        rows = [self.check_run(128, s, i) for i, s in enumerate((0.098, 0.130, 0.142))] + \
+               [self.check_run(64, s, i) for i, s in enumerate((0.116, 0.118, 0.122))] + \
+               [self.check_run(256, None, 0, status="diverged"), self.check_run(256, None, 1), self.check_run(256, 0.09, 2),
+                self.check_run(256, None, 3, status="failed")]
+        text, verdicts = self.lines(rows)
         (mbit, mode, ratio, (lo, hi)), = verdicts
         self.assertEqual((mbit, mode), ("1000", "local:4"))
         self.assertAlmostEqual(ratio, 0.130 / 0.118)
-        self.assertTrue(lo <= 1.0 and hi > 1.15, (lo, hi))
-        text = "\n".join(lines)
+        self.assertTrue(lo < 1.0 and hi > 1.15, (lo, hi))
         # 256: two of three seeds missed (a failed run is not a seed), so not the soonest at 0.09 s.
-        self.assertIn("local SGD H=4 at 256: most seeds missed the target", text)
-        self.assertIn("**10% slower than the soonest (target: within 10%)** over 3 seeds", text)
+        self.assertIn("local SGD H=4 at 256: the median seed missed the target", text)
+        self.assertIn("took 1.10× the soonest run beside it (**10% slower: the target is within 10%**), over 3 seeds", text)
         self.assertIn(f"lies in {lo:.2f}–{hi:.2f}× (90%)", text)
+        # A diverged run that crossed the target first is read at its crossing, as the sweep reads it.
+        text, verdicts = self.lines(rows + [self.check_run(128, 0.05, 3, status="diverged")])
+        self.assertAlmostEqual(verdicts[0][2], 0.114 / 0.118)
+        self.assertIn("(it was the soonest), over 4 seeds", text)
+
+    def test_where_there_is_nothing_to_tell_apart_it_says_so_and_gives_no_verdict(self):
+        failed = [self.check_run(128, None, 1, status="failed"), self.check_run(64, 0.1, 1)]
+        missed = [self.check_run(128, None, 1), self.check_run(64, None, 1)]
+        alone = [self.check_run(128, 0.1, 1)]
+        for rows, says in ((failed, "**The recommendation's 1 runs all failed**: no verdict."),
+                           (missed, "**Neither it nor any run beside it reached the target** (in the median seed): no verdict."),
+                           (alone, "Nothing beside it ran: no verdict.")):
+            text, verdicts = self.lines(rows)
+            self.assertIn(says, text)
+            self.assertEqual(verdicts, [])
+        text, verdicts = self.lines([self.check_run(128, None, 1), self.check_run(64, 0.1, 1)])
+        self.assertIn("**The recommendation missed the target in the median seed, where runs beside it reached it**", text)
+        self.assertEqual(verdicts[0][2], MISSED)
 
 
 if __name__ == "__main__":
