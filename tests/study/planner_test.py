@@ -651,6 +651,19 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
             self.assertIn(f"{out}/predictions.json: dataset d's predictions were written before the planner searched "
                           "the modes", err.getvalue())
 
+    def test_a_probes_epochs_leave_the_benchs_own_epochs_alone(self):
+        # The bench's evaluation epochs (after_eval's only record) and a probe's epochs at the same
+        # processes, cadence and repeat go to folders of their own.
+        written = []
+        with mock.patch.object(self.plan, "run_tool", side_effect=lambda command, what: written.append(
+                    next(a for a in command if a.startswith("output.dir=")))), \
+                mock.patch.object(self.plan, "read_json", return_value={"train_seconds": 1.0, "steps": 100}):
+            args, plan = mock.Mock(out="/o", binary="ddp-train"), dict(self.config, datasets=[{"name": "d", "config": "c.yaml"}],
+                                                                       local_batch=64)
+            self.plan.epoch_run(args, plan, 2, 0, 1)
+            self.plan.epoch_step(args, plan, 2, 0, 1)
+        self.assertEqual(written, ["output.dir=/o/bench/evaluations-d-2-0-1", "output.dir=/o/bench/probe-d-2-0-1"])
+
     def test_the_recommendations_check_runs_its_own_seeds(self):
         smoke = os.path.join(ROOT, "configs", "plan-smoke.yaml")
         plan = self.plan.load_plan(smoke)
