@@ -4,9 +4,11 @@ a slower machine than the runs it prices will find, and nothing in its figures s
 waits a while for such a machine to quiet, and records what it saw beside its figures (as pyperf
 warns of an unstable result, and Shopify's yjit-metrics records the load averages around its runs)."""
 import os
+import threading
 import time
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+QUIET_CORES = 0.25  # other processes keeping fewer cores busy leave a bench's figures as an idle machine's
 
 
 def cpu_ticks(line):
@@ -64,9 +66,9 @@ def sample(seconds=1.0, top=3):
 
 def describe(seen):
     """One line: `0.93 of 2 cores busy (load 1.20 0.80 0.40); busiest: ddp-train (pid 42) 0.90`."""
-    load = " ".join(f"{x:.2f}" for x in seen["load_average"])
+    load = f" (load {' '.join(f'{x:.2f}' for x in seen['load_average'])})" if "load_average" in seen else ""
     busiest = ", ".join(f"{p['name']} (pid {p['pid']}) {p['cores']:.2f}" for p in seen["busiest"])
-    return f"{seen['busy_cores']:.2f} of {seen['cores']} cores busy (load {load})" + \
+    return f"{seen['busy_cores']:.2f} of {seen['cores']} cores busy{load}" + \
         (f"; busiest: {busiest}" if busiest else "")
 
 
@@ -74,7 +76,7 @@ def say_now(line):
     print(line, flush=True)
 
 
-def wait_until_quiet(limit_cores=0.25, patience_s=60.0, say=say_now):
+def wait_until_quiet(limit_cores=QUIET_CORES, patience_s=60.0, say=say_now):
     """Sample each second until others keep fewer than `limit_cores` busy, or `patience_s` has passed;
     returns the last sample, with `quiet` and `waited_s`. A machine that stays busy is not refused (its
     owner may not be able to stop what runs there): `say` warns, naming what keeps it busy."""
@@ -88,3 +90,73 @@ def wait_until_quiet(limit_cores=0.25, patience_s=60.0, say=say_now):
         say(f"  machine: WARNING: still {describe(seen)} after {patience_s:.0f} s; the bench measures a machine "
             "slower than an idle one, and its predictions will come in long where those processes end")
     return seen
+
+
+
+def _processes_with_parents():
+    """{pid: (parent pid, name, ticks)} of every process readable now."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                text = f.read()
+            name, ticks = process_ticks(text)
+            found[int(pid)] = (int(text[text.rindex(")") + 2:].split()[1]), name, ticks)
+        except (OSError, ValueError, IndexError):  # it ended between the listing and the read
+            continue
+    return found
+
+
+def descends_from(pid, ancestor, parents):
+    """Whether `pid` is `ancestor` or below it, in {pid: (parent pid, ...)}."""
+    seen = set()
+    while pid not in seen and pid in parents:
+        if pid == ancestor:
+            return True
+        seen.add(pid)
+        pid = parents[pid][0]
+    return pid == ancestor
+
+
+class Watch:
+    """The cores that processes other than this one and those it started kept busy while it was open:
+    a thread reads /proc each `interval` seconds and adds up the ticks of every process outside this
+    one's tree (from 0 for one that started meanwhile), busiest named. Why: a look before a bench and one
+    after it miss what ran in between. A rerun's bench read 15x the training time after each evaluation
+    (6.1 ms against 0.41) while a test and a report ran beside it for a minute, and nothing it recorded
+    said so. Not /proc/stat less os.times(): mpirun's ranks leave no children's times here (0.2-0.35
+    of a core read busy on a quiet machine). A process that starts and ends between two reads is missed."""
+
+    def __init__(self, interval=1.0, look=_processes_with_parents, clock=time.monotonic):
+        self.interval, self.look, self.clock, self.me = interval, look, clock, os.getpid()
+        self.others, self.ours, self.stopped = {}, set(), threading.Event()
+        self.start = clock()
+        self._read(first=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _read(self, first=False):
+        processes = self.look()
+        for pid, (_, name, ticks) in processes.items():
+            if pid in self.others:
+                self.others[pid][2] = ticks
+            elif pid not in self.ours:  # once ours, ours: a rank whose mpirun ended first is left to init
+                if descends_from(pid, self.me, processes):
+                    self.ours.add(pid)
+                else:
+                    self.others[pid] = [name, ticks if first else 0, ticks]
+
+    def _run(self):
+        while not self.stopped.wait(self.interval):
+            self._read()
+
+    def stop(self, top=3):
+        """{"busy_cores", "busiest"} of the others since it started (as sample's)."""
+        self.stopped.set()
+        self.thread.join()
+        self._read()
+        elapsed = max(self.clock() - self.start, 1e-9)
+        used = sorted(((last - first, pid, name) for pid, (name, first, last) in self.others.items()), reverse=True)
+        return {"busy_cores": round(sum(t for t, _, _ in used) / CLOCK_TICKS / elapsed, 2), "cores": os.cpu_count(),
+                "busiest": [{"pid": pid, "name": name, "cores": round(t / CLOCK_TICKS / elapsed, 2)}
+                            for t, pid, name in used[:top] if t > 0]}

@@ -6,7 +6,7 @@ against measured), then what the model says (the plan), labelled as such: the pl
 benchmarks carried to rank counts, networks and computes no run here had."""
 import os
 
-from . import planner, sweep_statistics
+from . import machine, planner, sweep_statistics
 from .files import replacing, save_figure
 from .plan_runs import command_line, config_keys, eval_every
 from .stats import retried_clause, total_minutes
@@ -417,13 +417,16 @@ def machine_text(bench):
     seen = bench.get("machine")
     if not seen:
         return ""
-    before = seen["before"]
+    before, during = seen["before"], seen.get("during")
     waited = f", after waiting {before['waited_s']:.0f} s for it to quiet" if before["waited_s"] >= 1.5 else ""
+    tries = f" (measured {seen['tries']} times: busy on the tries before)" if seen.get("tries", 1) > 1 else ""
+    busy = not before["quiet"] if during is None else during["busy_cores"] >= machine.QUIET_CORES
     return (f" Other processes kept {before['busy_cores']:.2f} of {before['cores']} cores busy just before the compute "
-            f"bench{waited} (load averages {' '.join(f'{x:.2f}' for x in before['load_average'])}) and "
-            f"{seen['after']['busy_cores']:.2f} just after {seen.get('after_what', 'it')}" +
-            ("." if before["quiet"] else ": **the bench measured a busy machine**, and its predictions come in long "
-             "where those processes ended."))
+            f"bench{waited} (load averages {' '.join(f'{x:.2f}' for x in before['load_average'])}), " +
+            (f"{during['busy_cores']:.2f} during the bench's part on this host{tries}, " if during else "") +
+            f"and {seen['after']['busy_cores']:.2f} just after {seen.get('after_what', 'it')}" +
+            (": **the bench measured a busy machine**, and its predictions come in long where those processes ended."
+             if busy else "."))
 
 
 def throughput_lines(bench, plan):

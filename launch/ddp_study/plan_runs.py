@@ -22,10 +22,12 @@ def layout(plan, global_batch, mode="none", local_batch=None):
     """(processes, virtual ranks each, local batch) of a run. Given a local batch (runs across nodes):
     real ranks only. On this host: up to max_real_ranks processes at the plan's local batch, virtual
     ranks for the rest; local SGD, whose ranks each step a replica of their own, as max_real_ranks real
-    processes sharing the global batch (virtual ranks share one model)."""
+    processes sharing the global batch (virtual ranks share one model); so is any other mode at a global
+    batch under max_real_ranks local batches: one process would exchange with nobody (the runs across
+    nodes that use its factor there have as many ranks, at a smaller local batch)."""
     if local_batch:
         return global_batch // local_batch, 1, local_batch
-    if planner.is_local_sgd(mode):
+    if planner.is_local_sgd(mode) or (mode != "none" and global_batch < plan["max_real_ranks"] * plan["local_batch"]):
         return plan["max_real_ranks"], 1, global_batch // plan["max_real_ranks"]
     local = min(plan["local_batch"], global_batch)
     processes, virtual = split_ranks(global_batch // local, plan["max_real_ranks"])

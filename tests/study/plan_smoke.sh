@@ -15,9 +15,11 @@ python3 - "$out" <<'PY' || { cat "$out/plan.log"; exit 1; }
 import calendar, json, os, re, sys, time
 out = sys.argv[1]
 runs = json.load(open(os.path.join(out, "runs.json")))
-# 6 on the grid, 3 on the finer one, 2 modes x 2 batches, batch 512 on both grids (3), 1 rank alone on a node,
+# 6 on the grid, 3 on the finer one, 2 modes x 3 batches, batch 512 on both grids (3), 1 rank alone on a node,
 # 2 across the nodes, the recommendation beside half and double its batch and the next-best mode (4).
-assert len(runs) == 23 and all(r["status"] == "ok" for r in runs), [(r["name"], r["status"]) for r in runs]
+assert len(runs) == 25 and all(r["status"] == "ok" for r in runs), [(r["name"], r["status"]) for r in runs]
+small = [(r["mode"], r["ranks"], r["local_batch"]) for r in runs if r["part"] == "modes" and r["global_batch"] == 64]
+assert sorted(small) == [("local:4", 2, 32), ("powersgd:2", 2, 32)], small  # a mode at 64: two ranks of 32
 assert {r["part"] for r in runs} == {"sweep", "modes", "one_rank", "nodes", "recommendation"}, {r["part"] for r in runs}
 alone = [r for r in runs if r["part"] == "one_rank"]
 assert [(r["ranks"], r["global_batch"]) for r in alone] == [(1, 64)], alone
@@ -55,8 +57,10 @@ assert [b for b, _ in shared["points"]] == [b for b, _ in bench["compute"]["poin
 assert all(t > 0 for _, t in shared["points"]) and len(shared["wait_points"]) == len(shared["points"]), shared
 assert bench["probe"]["by_processes"]["2"] > 0, bench["probe"]
 seen = bench["machine"]  # what else kept the cores busy around the compute bench, and the report says it
-assert {"before", "after"} <= seen.keys() and "quiet" in seen["before"] and seen["before"]["cores"] >= 1, seen
+assert {"before", "during", "after"} <= seen.keys() and "quiet" in seen["before"] and seen["before"]["cores"] >= 1, seen
+assert seen["tries"] >= 1 and seen["during"]["busy_cores"] >= 0, seen
 assert "cores busy just before the compute bench" in open(os.path.join(out, "report.md")).read()
+assert "during the bench's part on this host" in open(os.path.join(out, "report.md")).read()
 assert bench["networks"]["local cluster, tbf 1000 Mbit/s"]["burst_bytes"] == 500000, "not cluster/link's 4 ms bucket"
 paused = bench["evaluations"]  # each dataset's evaluation pauses its runs (a capped link's bucket refills)
 assert paused["processes"] == 2 and 0 < paused["pause_seconds"]["mnist"] < 1, paused
@@ -92,7 +96,7 @@ written=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mnist
 launch/plan configs/plan-smoke.yaml --binary "$train" --out "$out" --reuse >"$out/reuse.log" 2>&1 || { cat "$out/reuse.log"; exit 1; }
 grep -q "^plan: mnist: the predictions written $written stand, as runs they predict have run" "$out/reuse.log" \
   && grep -q "this launch/plan predicts otherwise" "$out/reuse.log" \
-  && [ "$(grep -c "reused: an earlier invocation finished" "$out/reuse.log")" = 23 ] \
+  && [ "$(grep -c "reused: an earlier invocation finished" "$out/reuse.log")" = 25 ] \
   && ! grep -q "  probe: " "$out/reuse.log" \
   && python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["mnist"]; assert p["fit"]["s_min"] == 12345.0 and p["written_at"] == sys.argv[2], p["written_at"]' \
        "$out/predictions.json" "$written" \

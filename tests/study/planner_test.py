@@ -688,6 +688,33 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
         self.assertEqual(sorted(set(seeds)), [1, 2, 3, 4, 5])
         self.assertEqual(len(seeds), 3 * 5)  # half, the recommendation and double, no runner-up
 
+    def test_the_fits_batches_and_the_modes_run_fit_seeds_and_the_batches_past_it_seeds(self):
+        smoke = os.path.join(ROOT, "configs", "plan-smoke.yaml")
+        plan = self.plan.load_plan(smoke)
+        self.assertEqual(plan["fit_seeds"], plan["seeds"])  # the sweep's, unless given
+        plan = dict(plan, seeds=[1, 2], fit_seeds=[1, 2, 3, 4], fit_max_batch=128)
+        with mock.patch.object(self.plan, "a_run", side_effect=lambda *a, **k: (a[5], a[7], a[8])):
+            runs = self.plan.grid_runs(plan, {"name": "d"}, 8000, {64: [0.1], 128: [0.1, 0.2], 256: [0.1]}, "fp16")
+        seeds = lambda g: [seed for b, seed, _ in runs if b == g]
+        self.assertEqual((seeds(64), seeds(128), seeds(256)), ([1, 2, 3, 4], [1, 1, 2, 2, 3, 3, 4, 4], [1, 2]))
+        self.assertEqual([seed for _, seed, _ in runs], sorted(seed for _, seed, _ in runs))  # each seed's runs together
+        with open(smoke) as f:
+            text = f.read()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "plan.yaml")
+            with open(path, "w") as f:
+                f.write(text.replace("max_real_ranks: 2", "max_real_ranks: 3", 1))
+            with self.assertRaises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+                self.plan.load_plan(path)
+            self.assertIn(f"{path}: mode batch 64 must divide over max_real_ranks 3", err.getvalue())
+            for key, value in (("fit_seeds", "[1, 1]"), ("fit_seeds", "[]"), ("seeds", "[1, x]")):
+                with open(path, "w") as f:
+                    f.write(f"{key}: {value}\n" + "".join(line + "\n" for line in text.splitlines()
+                                                         if not line.startswith(f"{key}:")))
+                with self.assertRaises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+                    self.plan.load_plan(path)
+                self.assertIn(f"{path}: {key} must be a list of distinct integer seeds", err.getvalue())
+
 
 class Runs(unittest.TestCase):
     def test_the_warmup_is_the_same_in_steps_at_every_batch(self):
@@ -700,6 +727,10 @@ class Runs(unittest.TestCase):
         self.assertEqual(plan_runs.layout(PLAN, 1024), (2, 8, 64))
         self.assertEqual(plan_runs.layout(PLAN, 1024, "local:16"), (2, 1, 512))
         self.assertEqual(plan_runs.layout(PLAN, 1024, "powersgd:2", 256), (4, 1, 256))
+        # Under max_real_ranks local batches a mode still exchanges: the plain run is one process.
+        self.assertEqual(plan_runs.layout(PLAN, 64), (1, 1, 64))
+        self.assertEqual(plan_runs.layout(PLAN, 64, "powersgd:2"), (2, 1, 32))
+        self.assertEqual(plan_runs.layout(PLAN, 128, "fp16"), (2, 1, 64))
         _, overrides = plan_runs.run_overrides(PLAN, DATASET, 60000, 512, 0.32, 1, "local:16")
         self.assertIn("comm.local_sgd_start_step=10", overrides)
 

@@ -8,6 +8,7 @@ import io
 import os
 import shlex
 import stat
+import signal
 import subprocess
 import sys
 import tempfile
@@ -268,6 +269,39 @@ class BusyMachine(unittest.TestCase):
         quiet = dict(self.busy(0.0), quiet=True, waited_s=1.0)
         self.assertNotIn("busy machine", plan_report.machine_text({"machine": {"before": quiet, "after": quiet}}))
         self.assertEqual(plan_report.machine_text({}), "")  # a bench.json from before the check
+
+    def test_what_ran_during_the_bench_is_seen_and_its_own_processes_are_not(self):
+        # Outside this process's tree: a spinner whose shell ended (it is left to init, as anything another
+        # user or test started is outside it).
+        shell = subprocess.run(["sh", "-c", f"{sys.executable} -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+                               capture_output=True, text=True, check=True)
+        other = int(shell.stdout)
+        try:
+            time.sleep(0.3)
+            watch = machine.Watch(interval=0.2)
+            # Ours: a child spinning a core, the way the bench's mpirun and its ranks run.
+            subprocess.run([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
+            seen = watch.stop(top=10)
+        finally:
+            os.kill(other, signal.SIGKILL)
+        self.assertGreaterEqual(seen["busy_cores"], 0.2, seen)  # a loaded machine (ctest -j2) may give it less
+        spinners = [p["pid"] for p in seen["busiest"] if p["name"].startswith("python")]
+        self.assertEqual(spinners, [other], seen)  # the other's, not our child's
+
+    def test_once_ours_a_process_stays_ours_when_its_parent_ends_first(self):
+        me = os.getpid()
+        # mpirun (10) under us starts a rank (11); mpirun ends, the rank is left to init, and spins on.
+        looks = iter([{me: (1, "python3", 0), 10: (me, "mpirun", 0), 11: (10, "ddp-train", 0), 50: (1, "make", 100)},
+                      {me: (1, "python3", 0), 11: (1, "ddp-train", 200), 50: (1, "make", 150)}])
+        watch = machine.Watch(interval=3600, look=lambda: next(looks), clock=iter([0.0, 1.0]).__next__)
+        seen = watch.stop()
+        self.assertEqual(seen["busy_cores"], round(50 / machine.CLOCK_TICKS, 2))
+        self.assertEqual([p["name"] for p in seen["busiest"]], ["make"])
+        text = plan_report.machine_text({"machine": {"before": dict(self.busy(0.0), quiet=True, waited_s=0.0),
+                                                     "during": dict(seen, busy_cores=0.6), "tries": 3,
+                                                     "after": self.busy(0.0)}})
+        self.assertIn("0.60 during the bench's part on this host (measured 3 times", text)
+        self.assertIn("the bench measured a busy machine", text)
 
 
 if __name__ == "__main__":
