@@ -3,6 +3,7 @@ from two models' launch/plan results whose steps follow McCandlish's model exact
 figure it prints is known: the fit, where the linear rule breaks, whether a second rank pays."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,31 @@ class Unfinished(unittest.TestCase):
         self.assertIn("| small | 101,770 |", report)
         with self.assertRaises(ValueError):
             model_scaling_report.write_report(STUDY, tempfile.mkdtemp(), facts, "x")
+
+
+@unittest.skipUnless(os.access(os.path.join(ROOT, "build", "ddp-train"), os.X_OK), "needs build/ddp-train (launch/build)")
+class ReportOnly(unittest.TestCase):
+    def test_each_models_report_is_planned_again_with_the_studys(self):
+        # The committed study's measurements, in a folder of the test's: --report-only rewrites every report there.
+        out = tempfile.mkdtemp()
+        source = os.path.join(ROOT, "results", "model-scaling")
+        for model in ("simple_nn", "mlp", "lenet5"):
+            os.makedirs(os.path.join(out, model))
+            for name in ("plan.yaml", "bench.json", "predictions.json", "runs.json"):
+                shutil.copy(os.path.join(source, model, name), os.path.join(out, model, name))
+        shutil.rmtree(os.path.join(out, "lenet5"))
+        os.makedirs(os.path.join(out, "lenet5"))  # not run yet: named, not planned
+        result = subprocess.run([os.path.join(ROOT, "launch", "model-scaling"), "configs/model-scaling.yaml",
+                                 "--report-only", "--out", out], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        self.assertEqual(result.returncode, 0, result.stdout)
+        for model in ("simple_nn", "mlp"):
+            with open(os.path.join(out, model, "report.md")) as f:
+                head = f.read(600)
+            self.assertIn(f"Planned again by `launch/plan {out}/{model}/plan.yaml --plan-only --out {out}/{model}`", head)
+        self.assertFalse(os.path.exists(os.path.join(out, "lenet5", "report.md")))
+        with open(os.path.join(out, "report.md")) as f:
+            self.assertIn("Not run yet: lenet5", f.read())
 
 
 class Input(unittest.TestCase):
