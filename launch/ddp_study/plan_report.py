@@ -372,11 +372,13 @@ def seconds_text(seconds):
 
 
 def after_eval_text(bench):
-    c, probe = bench["compute"], bench.get("probe")
-    text = (f" Each evaluation leaves {c['after_eval'] * 1e6:.0f} µs in the training time (an epoch evaluating every 5 "
-            "steps against none: the steps after one start on caches its test images emptied)."
-            if "after_eval" in c else "")
-    paused = bench.get("evaluations")
+    c, probe, paused = bench["compute"], bench.get("probe"), bench.get("evaluations")
+    pairs = next(iter((paused or {}).get("after_eval_pairs", {}).values()), None)
+    how = (f"the median over {len(pairs)} pairs of epochs run back to back, one evaluating every 5 steps and one "
+           f"none, which read {min(pairs) * 1e6:,.0f} to {max(pairs) * 1e6:,.0f} µs" if pairs else
+           "an epoch evaluating every 5 steps against none")
+    text = (f" Each evaluation leaves {c['after_eval'] * 1e6:.0f} µs in the training time ({how}: the steps after one "
+            "start on caches its test images emptied)." if "after_eval" in c else "")
     if paused:
         text += (" Each evaluation pauses the training " +
                  ", ".join(f"{s * 1e3:.1f} ms ({name})" for name, s in paused["pause_seconds"].items()) +

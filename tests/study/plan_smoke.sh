@@ -64,6 +64,7 @@ assert "during the bench's part on this host" in open(os.path.join(out, "report.
 assert bench["networks"]["local cluster, tbf 1000 Mbit/s"]["burst_bytes"] == 500000, "not cluster/link's 4 ms bucket"
 paused = bench["evaluations"]  # each dataset's evaluation pauses its runs (a capped link's bucket refills)
 assert paused["processes"] == 2 and 0 < paused["pause_seconds"]["mnist"] < 1, paused
+assert len(paused["after_eval_pairs"]["mnist"]) == 6, paused  # pairs of epochs, back to back
 assert abs(prediction["eval_work"] - 2 * paused["pause_seconds"]["mnist"]) < 1e-12, prediction["eval_work"]
 assert "Each evaluation pauses the training" in open(os.path.join(out, "report.md")).read()
 report = open(os.path.join(out, "report.md")).read()

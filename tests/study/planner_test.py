@@ -664,6 +664,28 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
             self.plan.epoch_step(args, plan, 2, 0, 1)
         self.assertEqual(written, ["output.dir=/o/bench/evaluations-d-2-0-1", "output.dir=/o/bench/probe-d-2-0-1"])
 
+    def test_an_evaluations_cost_is_read_from_pairs_of_epochs_run_back_to_back(self):
+        # 101 steps, 20 evaluations added; each adds 0.5 ms of training and pauses 10 ms. The machine drifts
+        # by 0.1 s an epoch from epoch to epoch, far more than the 10 ms the evaluations add to one.
+        order, clock = [], iter(range(100))
+
+        def epoch(args, plan, processes, every, repeat, d):
+            order.append((repeat, every))
+            drift = 0.1 * next(clock)
+            train = 1.0 + drift + (20 * 0.5e-3 if every else 0.0)
+            return {"steps": 101, "train_seconds": train, "wall_seconds": train + (20 * 10e-3 if every else 0.0) + 0.05}
+
+        plan = dict(self.config, max_real_ranks=2, datasets=[{"name": "a"}, {"name": "b"}])
+        with mock.patch.object(self.plan, "epoch_run", side_effect=epoch):
+            after, pauses, pairs = self.plan.evaluations(mock.Mock(), plan)
+        n = self.plan.EVALUATION_PAIRS
+        self.assertEqual(order[:4], [(0, 5), (0, 0), (1, 0), (1, 5)])  # which comes first alternates
+        self.assertEqual((len(order), len(pairs["a"]), n % 2), (2 * 2 * n, n, 0))
+        self.assertAlmostEqual(after, 0.5e-3, places=9)  # the steady drift cancels
+        self.assertAlmostEqual(pauses["b"], 10e-3, places=9)
+        # Each pair reads the drift of one epoch, + or - as its order: 0.1 s over 20 evaluations either way.
+        self.assertEqual(sorted(round(p * 1e4, 6) for p in pairs["a"]), [-45.0] * (n // 2) + [55.0] * (n // 2))
+
     def test_the_recommendations_check_runs_its_own_seeds(self):
         smoke = os.path.join(ROOT, "configs", "plan-smoke.yaml")
         plan = self.plan.load_plan(smoke)
