@@ -65,10 +65,12 @@ def sample(seconds=1.0, top=3):
 
 
 def describe(seen):
-    """One line: `0.93 of 2 cores busy (load 1.20 0.80 0.40); busiest: ddp-train (pid 42) 0.90`."""
+    """One line: `0.93 of 2 cores busy (load 1.20 0.80 0.40), 0.10 stolen; busiest: ddp-train (pid 42) 0.90`
+    (stolen: cores the hypervisor gave to other machines, where above 0)."""
     load = f" (load {' '.join(f'{x:.2f}' for x in seen['load_average'])})" if "load_average" in seen else ""
+    stolen = f", {seen['steal_cores']:.2f} stolen" if seen.get("steal_cores") else ""
     busiest = ", ".join(f"{p['name']} (pid {p['pid']}) {p['cores']:.2f}" for p in seen["busiest"])
-    return f"{seen['busy_cores']:.2f} of {seen['cores']} cores busy{load}" + \
+    return f"{seen['busy_cores']:.2f} of {seen['cores']} cores busy{load}{stolen}" + \
         (f"; busiest: {busiest}" if busiest else "")
 
 
@@ -94,14 +96,16 @@ def wait_until_quiet(limit_cores=QUIET_CORES, patience_s=60.0, say=say_now):
 
 
 def _processes_with_parents():
-    """{pid: (parent pid, name, ticks)} of every process readable now."""
+    """{pid: (parent pid, name, ticks, start time)} of every process readable now (the start time, in
+    ticks since boot, tells a pid used again from the process that had it)."""
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
                 text = f.read()
             name, ticks = process_ticks(text)
-            found[int(pid)] = (int(text[text.rindex(")") + 2:].split()[1]), name, ticks)
+            rest = text[text.rindex(")") + 2:].split()
+            found[int(pid)] = (int(rest[1]), name, ticks, int(rest[19]))  # ppid, starttime: fields 4 and 22
         except (OSError, ValueError, IndexError):  # it ended between the listing and the read
             continue
     return found
@@ -130,33 +134,36 @@ class Watch:
     def __init__(self, interval=1.0, look=_processes_with_parents, clock=time.monotonic):
         self.interval, self.look, self.clock, self.me = interval, look, clock, os.getpid()
         self.others, self.ours, self.stopped = {}, set(), threading.Event()
-        self.start = clock()
+        self.start, self.steal = clock(), _cpu_now()[1]
         self._read(first=True)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _read(self, first=False):
         processes = self.look()
-        for pid, (_, name, ticks) in processes.items():
-            if pid in self.others:
-                self.others[pid][2] = ticks
-            elif pid not in self.ours:  # once ours, ours: a rank whose mpirun ended first is left to init
+        for pid, (_, name, ticks, started) in processes.items():
+            key = (pid, started)  # a pid used again is another process
+            if key in self.others:
+                self.others[key][2] = ticks
+            elif key not in self.ours:  # once ours, ours: a rank whose mpirun ended first is left to init
                 if descends_from(pid, self.me, processes):
-                    self.ours.add(pid)
+                    self.ours.add(key)
                 else:
-                    self.others[pid] = [name, ticks if first else 0, ticks]
+                    self.others[key] = [name, ticks if first else 0, ticks]
 
     def _run(self):
         while not self.stopped.wait(self.interval):
             self._read()
 
     def stop(self, top=3):
-        """{"busy_cores", "busiest"} of the others since it started (as sample's)."""
+        """{"busy_cores", "busiest"} of the others since it started (as sample's), and "steal_cores": what
+        the hypervisor gave to other machines meanwhile (a slow spell no process here caused)."""
         self.stopped.set()
         self.thread.join()
         self._read()
         elapsed = max(self.clock() - self.start, 1e-9)
-        used = sorted(((last - first, pid, name) for pid, (name, first, last) in self.others.items()), reverse=True)
+        used = sorted(((last - first, pid, name) for (pid, _), (name, first, last) in self.others.items()), reverse=True)
         return {"busy_cores": round(sum(t for t, _, _ in used) / CLOCK_TICKS / elapsed, 2), "cores": os.cpu_count(),
+                "steal_cores": round((_cpu_now()[1] - self.steal) / CLOCK_TICKS / elapsed, 2),
                 "busiest": [{"pid": pid, "name": name, "cores": round(t / CLOCK_TICKS / elapsed, 2)}
                             for t, pid, name in used[:top] if t > 0]}

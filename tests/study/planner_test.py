@@ -686,6 +686,31 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
         # Each pair reads the drift of one epoch, + or - as its order: 0.1 s over 20 evaluations either way.
         self.assertEqual(sorted(round(p * 1e4, 6) for p in pairs["a"]), [-45.0] * (n // 2) + [55.0] * (n // 2))
 
+    def test_a_bench_beside_other_work_is_measured_again_and_the_quietest_kept(self):
+        quiet = {"busy_cores": 0.0, "cores": 2, "load_average": [0.0, 0.0, 0.0], "busiest": [], "quiet": True,
+                 "waited_s": 0.0}
+
+        def measured(*busy):
+            readings, made = iter(busy), iter(range(10))
+
+            class Watch:  # what other processes kept busy during each try
+                def __init__(self):
+                    self.cores = next(readings)
+
+                def stop(self):
+                    return dict(quiet, busy_cores=self.cores, steal_cores=0.0)
+            with mock.patch.object(self.plan, "host_bench", side_effect=lambda *a: {"made": next(made)}), \
+                    mock.patch.multiple(self.plan.machine, Watch=Watch, wait_until_quiet=mock.Mock(return_value=quiet),
+                                        sample=mock.Mock(return_value=quiet)), \
+                    mock.patch("sys.stdout", new_callable=io.StringIO):
+                return self.plan.watched_host_bench(mock.Mock(), {}, "tools", "config")
+
+        bench = measured(0.9, 0.1, 0.8)  # quiet on the second try: kept, no third
+        self.assertEqual((bench["made"], bench["machine"]["tries"], bench["machine"]["during"]["busy_cores"]), (1, 2, 0.1))
+        bench = measured(0.9, 0.5, 0.7)  # busy on every try: the quietest
+        self.assertEqual((bench["made"], bench["machine"]["tries"]), (1, 2))
+        self.assertEqual(measured(0.0)["machine"]["tries"], 1)
+
     def test_the_recommendations_check_runs_its_own_seeds(self):
         smoke = os.path.join(ROOT, "configs", "plan-smoke.yaml")
         plan = self.plan.load_plan(smoke)
