@@ -425,8 +425,9 @@ def machine_text(bench):
     busy = not before["quiet"] if during is None else during["busy_cores"] >= machine.QUIET_CORES
     return (f" Other processes kept {before['busy_cores']:.2f} of {before['cores']} cores busy just before the compute "
             f"bench{waited} (load averages {' '.join(f'{x:.2f}' for x in before['load_average'])}), " +
-            (f"{during['busy_cores']:.2f} during the bench's part on this host{tries} (the hypervisor took "
-             f"{during.get('steal_cores', 0.0):.2f} for other machines), " if during else "") +
+            (f"{during['busy_cores']:.2f} during the bench's part on this host{tries}" +
+             (f" (the hypervisor took {during['steal_cores']:.2f} for other machines)" if "steal_cores" in during
+              else "") + ", " if during else "") +
             f"and {seen['after']['busy_cores']:.2f} just after {seen.get('after_what', 'it')}" +
             (": **the bench measured a busy machine**, and its predictions come in long where those processes ended."
              if busy else "."))
