@@ -762,6 +762,20 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
                     self.plan.load_plan(path)
                 self.assertIn(f"{path}: {key} must be a list of distinct integer seeds", err.getvalue())
 
+    def test_a_cluster_of_other_than_max_real_ranks_nodes_is_refused(self):
+        # Its nodes would be priced with one process's compute (the bench measured max_real_ranks at once),
+        # and local SGD's steps were measured on another count of ranks: refused, naming both keys.
+        with open(os.path.join(ROOT, "configs", "plan-smoke.yaml")) as f:
+            text = f.read()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "plan.yaml")
+            for line, read in (("  nodes: 4\n", "4"), ("", "None")):
+                with open(path, "w") as f:
+                    f.write(text.replace("  nodes: 2\n", line, 1))
+                with self.assertRaises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+                    self.plan.load_plan(path)
+                self.assertIn(f"{path}: cluster.nodes ({read}) must equal max_real_ranks (2)", err.getvalue())
+
 
 class Runs(unittest.TestCase):
     def test_the_warmup_is_the_same_in_steps_at_every_batch(self):
