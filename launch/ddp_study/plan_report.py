@@ -76,8 +76,8 @@ def evaluating(bench, prediction):
 
 def levelled(bench, prediction):
     """The bench as a dataset's predictions were priced: its evaluation (evaluating) and its compute at
-    the level the predictions were made at (prediction's compute_level: the median of the compute bench's
-    own step and the probes made during the sweep, on each count of processes at once); without a level,
+    the level the predictions were made at (prediction's compute_level: the median of the probes made during
+    the sweep, on each count of processes at once, against the compute bench's own step); without a level,
     the bench's compute as measured. Everything priced from it follows."""
     bench = evaluating(bench, prediction)
     level = (prediction or {}).get("compute_level")
@@ -93,8 +93,10 @@ def level_text(prediction):
     level = prediction.get("compute_level")
     if not level:
         return ""
-    return ("; its compute at the level of this machine when the predictions were written: the median of the compute bench's "
-            "own step and the " + str(max(v["probes"] for v in level.values())) + " probes made during the sweep, " +
+    probes = str(max(v["probes"] for v in level.values())) + " probes made during the sweep"
+    median_of = (f"the compute bench's own step and the {probes}" if any(v.get("bench_in_median", True) for v in level.values())
+                 else f"the {probes}, against the compute bench's own step")
+    return ("; its compute at the level of this machine when the predictions were written: the median of " + median_of + ", " +
             ", ".join(f"{v['factor']:.2f}x on {p} process{'es' if p != '1' else ''}" for p, v in sorted(level.items())))
 
 

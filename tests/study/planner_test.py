@@ -536,31 +536,38 @@ class LaunchPlanPricesItsRuns(unittest.TestCase):
 
 
     def test_the_predictions_are_made_at_the_level_the_sweeps_probes_found(self):
-        # The bench's own probe counts as 1.0 beside the sweep's: two processes at 1.3x in two of three probes.
+        # The sweep's probes alone set the level: two processes at 1.3x in two of three probes. The bench is one
+        # sample of a machine whose speed moves within minutes; counted as 1.0 beside them it gave 1.15.
         probes = [{"processes": 1, "factor": 1.02}, {"processes": 2, "factor": 1.3}, {"processes": 1, "factor": 1.04},
                   {"processes": 2, "factor": 1.3}, {"processes": 2, "factor": 0.9}]
         level = self.plan.compute_level(probes)
-        self.assertEqual(level["2"], {"factor": 1.15, "probes": 3})  # median of 1.0, 1.3, 1.3, 0.9
-        self.assertAlmostEqual(level["1"]["factor"], 1.02)
+        self.assertEqual(level["2"], {"factor": 1.3, "probes": 3, "bench_in_median": False})  # median of 1.3, 1.3, 0.9
+        self.assertAlmostEqual(level["1"]["factor"], 1.03)
         now = plan_report.levelled(self.bench, {"compute_level": level})
         run = {"kind": "mpirun", "ranks": 2, "local_batch": 64, "global_batch": 1024, "mode": "none"}
         levelled = self.plan.predicted_seconds(now, self.config, model(), run, 60000)["seconds"]
-        want = self.predict(planner.scaled(plan_report.compute_on(self.bench, 2), 1.15), 2, 1024, FAST)
+        want = self.predict(planner.scaled(plan_report.compute_on(self.bench, 2), 1.3), 2, 1024, FAST)
         self.assertAlmostEqual(levelled, want)
         self.assertGreater(levelled, self.plan.predicted_seconds(self.bench, self.config, model(), run, 60000)["seconds"])
         self.assertAlmostEqual(planner.compute_seconds(plan_report.compute_on(now, 1), 64),
-                               1.02 * planner.compute_seconds(self.bench["compute"], 64))
+                               1.03 * planner.compute_seconds(self.bench["compute"], 64))
         # The recommendation for the nodes and the plan's cells on them take the same level.
         found = self.plan.recommend(self.config, now, model(), 60000)["100"]
-        want = planner.best_configuration(model(), planner.scaled(plan_report.compute_on(self.bench, 2), 1.15), SLOW, 2,
+        want = planner.best_configuration(model(), planner.scaled(plan_report.compute_on(self.bench, 2), 1.3), SLOW, 2,
                                           [16, 32, 64, 128, 256], 60000, {}, plan_report.eval_cadence(self.config, 60000))
         self.assertAlmostEqual(found["seconds"], want["seconds"])
         self.assertIs(plan_report.levelled(self.bench, {}), self.bench)  # predictions from before the level
+        # The report says which median it was: a level written before 2026-12-07 counted the bench's 1.0 in it.
+        self.assertIn("the median of the 3 probes made during the sweep, against the compute bench's own step, 1.03x on "
+                      "1 process, 1.30x on 2 processes", plan_report.level_text({"compute_level": level}))
+        older = {p: {"factor": v["factor"], "probes": v["probes"]} for p, v in level.items()}
+        self.assertIn("the median of the compute bench's own step and the 3 probes made during the sweep",
+                      plan_report.level_text({"compute_level": older}))
 
     def test_launch_plan_prices_its_run_start_and_recommendation_at_that_level(self):
         # predictions_of itself, the sweep's statistics stubbed: what it hands the run-start fit and the
-        # recommendation is the bench levelled by the probes it is given (2 processes at 2x: the median of
-        # 1.0, 2, 2, 2), not the bench as measured.
+        # recommendation is the bench levelled by the probes it is given (2 processes at 2x, three times), not
+        # the bench as measured.
         seen = {}
         stubs = {"lr_choice": {}, "fit_sweep": {"s_min": 100.0, "b_crit": 200.0}, "mode_factors": {}}
         probes = [{"processes": 2, "factor": 2.0, "at": ""}] * 3
