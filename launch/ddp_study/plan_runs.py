@@ -24,8 +24,8 @@ def layout(plan, global_batch, mode="none", local_batch=None):
     ranks for the rest; local SGD, whose ranks each step a replica of their own, as max_real_ranks real
     processes sharing the global batch (virtual ranks share one model); so is any other mode at a global
     batch under max_real_ranks local batches: one process would exchange with nobody (so do the runs across
-    configs/plan.yaml's 2 nodes that use its factor at 64; a cluster of other than max_real_ranks nodes
-    uses a factor measured on max_real_ranks ranks)."""
+    the cluster's nodes that use its factor at 64: launch/plan refuses cluster.nodes other than
+    max_real_ranks)."""
     if local_batch:
         return global_batch // local_batch, 1, local_batch
     if planner.is_local_sgd(mode) or (mode != "none" and global_batch < plan["max_real_ranks"] * plan["local_batch"]):
