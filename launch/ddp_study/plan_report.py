@@ -144,7 +144,7 @@ def measured_time(runs):
     if not reached:
         return None
     return {"seconds": median([reading(r, "seconds") for r in reached]),
-            "steps": median([reading(r, "steps") for r in reached]),
+            "steps": median([sweep_statistics.steps_of(r) for r in reached]),
             "step_seconds": median([r["train_seconds"] / r["steps"] for r in reached if r["steps"]]),
             "reached": len(reached), "runs": len(runs)}
 
@@ -280,7 +280,7 @@ def time_lines(d, rows, prediction, choice):
              "| configuration | predicted step | measured step | predicted time | measured time | error | within 25% "
              "| probed time | error | within 25% |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
-    groups, verdicts, probed_verdicts = {}, [], []
+    groups, verdicts, probed_verdicts, misses = {}, [], [], []
     probed = prediction.get("probed", {})
     for r in rows_of(rows, dataset=d["name"]):
         chosen = choice.get(("none", r["global_batch"]), (None,))[0]
@@ -298,6 +298,9 @@ def time_lines(d, rows, prediction, choice):
             continue
         e = error(predicted, measured["seconds"])
         verdicts.append(abs(e) <= WITHIN)
+        if not verdicts[-1]:
+            steps = median([prediction["runs"].get(r["name"], {}).get("steps") for r in group])
+            misses.append((where, steps, step, measured["steps"], group))
         again = median([probed.get(r["name"], {}).get("seconds") for r in group])
         cells = "– | – | –"
         if again is not None:
@@ -308,7 +311,34 @@ def time_lines(d, rows, prediction, choice):
                      f"{measured['seconds']:.2f} s | {percent(e)} | {'yes' if verdicts[-1] else '**no**'} | {cells} |")
     lines += ["", f"Within 25%: {sum(verdicts)} of {len(verdicts)} configurations" +
               (f"; probed, {sum(probed_verdicts)} of {len(probed_verdicts)}." if probed_verdicts else ".")]
-    return lines, (verdicts, probed_verdicts)
+    return lines + where_the_misses_went(misses), (verdicts, probed_verdicts)
+
+
+def where_the_misses_went(misses):
+    """Each missed configuration's steps and their split as its runs measured them (ddp-train's summary:
+    compute and exchange a step), beside the prediction's steps and step: more steps is the fit or a
+    mode's factor; compute alone past the whole predicted step is this machine's pace in those runs, not
+    the network model. Nothing for runs recorded before the split was."""
+    parts = []
+    for where, steps, step, measured_steps, group in misses:
+        compute, exchange = per_step(group, "compute_seconds"), per_step(group, "comm_seconds")
+        if compute and exchange:
+            parts.append(f"{where}: predicted {steps:.0f} steps of {step * 1e3:.2f} ms, measured {measured_steps:.0f} "
+                         f"steps; compute {spread_ms(compute)}, exchange {spread_ms(exchange)}")
+    if not parts:
+        return []
+    return ["", "Where the misses' time went (their steps to the target, the median over seeds; ddp-train's summary of "
+                "each run: its compute and its exchange a step, the median over seeds and their range): "
+                + "; ".join(parts) + "."]
+
+
+def per_step(runs, key):
+    """runs' summary `key` over their steps (those that ran and recorded it)."""
+    return [r[key] / r["steps"] for r in runs if r["status"] == "ok" and r.get("steps") and r.get(key) is not None]
+
+
+def spread_ms(values):
+    return f"{median(values) * 1e3:.2f} ms ({min(values) * 1e3:.2f}–{max(values) * 1e3:.2f})"
 
 
 def recommended_by_link(prediction, rows, dataset):

@@ -25,6 +25,8 @@ alone = [r for r in runs if r["part"] == "one_rank"]
 assert [(r["ranks"], r["global_batch"]) for r in alone] == [(1, 64)], alone
 for r in runs:  # each crossing read between evaluations: not after the one that saw it
     assert r["crossing_step"] is None or 0 < r["crossing_step"] <= r["steps_to_target"], r
+    # its step split as ddp-train measured it (the report's "where the misses' time went")
+    assert 0 < r["compute_seconds"] < r["train_seconds"] and 0 <= r["comm_seconds"] < r["train_seconds"], r
 prediction = json.load(open(os.path.join(out, "predictions.json")))["mnist"]
 fit = prediction["fit"]
 assert fit["batches"] == [64, 128, 256] and fit["s_min"] > 0 and fit["b_crit"] > 0, fit

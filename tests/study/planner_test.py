@@ -837,6 +837,41 @@ class RecommendationLine(unittest.TestCase):
         self.assertEqual(plan_report.cell(None), "–")
 
 
+class TimeTable(unittest.TestCase):
+    @staticmethod
+    def node_run(mode, seed, seconds, compute=None, comm=None, crossing=100):
+        """A run across two nodes as launch/plan records it, 100 steps that crossed the target at `crossing`;
+        compute and comm (seconds in all) where its summary gave them."""
+        run = {"dataset": "d", "part": "nodes", "link_mbit": 1000, "mode": mode, "global_batch": 128, "ranks": 2,
+               "seed": seed, "name": f"{mode}-s{seed}", "status": "ok", "steps": 100, "train_seconds": seconds,
+               "crossing_seconds": seconds, "crossing_step": crossing}
+        if compute is not None:
+            run.update(compute_seconds=compute, comm_seconds=comm)
+        return run
+
+    def table(self, rows):
+        prediction = {"runs": {r["name"]: {"seconds": 0.10, "step_seconds": 0.001, "steps": 80} for r in rows}}
+        lines, (verdicts, _) = plan_report.time_lines({"name": "d"}, rows, prediction, {})
+        return "\n".join(lines), verdicts
+
+    def test_a_miss_shows_where_its_time_went_as_its_runs_measured_them(self):
+        seeds = ((1, 0.15, 0.12, 0.03, 96), (2, 0.16, 0.13, 0.02, 98), (3, 0.14, 0.10, 0.04, 94))
+        fp16 = [self.node_run("fp16", s, t, c, x, n) for s, t, c, x, n in seeds]
+        plain = [self.node_run("none", s, 0.11, 0.08, 0.03) for s in (1, 2, 3)]  # within 25%: not listed
+        text, verdicts = self.table(fp16 + plain)
+        self.assertEqual(sorted(verdicts), [False, True])
+        self.assertIn("Where the misses' time went (their steps to the target, the median over seeds; ddp-train's "
+                      "summary of each run: its compute and its exchange a step, the median over seeds and their "
+                      "range): 2 nodes, 1000 Mbit/s, fp16, batch 128: predicted 80 steps of 1.00 ms, measured 96 "
+                      "steps; compute 1.20 ms (1.00–1.30), exchange 0.30 ms (0.20–0.40).", text)
+        self.assertNotIn("none, batch 128: predicted", text)
+
+    def test_runs_recorded_before_the_split_add_nothing(self):
+        text, verdicts = self.table([self.node_run("fp16", s, 0.15) for s in (1, 2, 3)])
+        self.assertEqual(verdicts, [False])
+        self.assertNotIn("Where the misses' time went", text)
+
+
 class RecommendationCheck(unittest.TestCase):
     @staticmethod
     def check_run(g, seconds, seed, mode="local:4", status="ok"):
