@@ -145,7 +145,7 @@ def measured_time(runs):
         return None
     return {"seconds": median([reading(r, "seconds") for r in reached]),
             "steps": median([sweep_statistics.steps_of(r) for r in reached]),
-            "step_seconds": median([r["train_seconds"] / r["steps"] for r in reached if r["steps"]]),
+            "step_seconds": median(per_step(reached, "train_seconds")),
             "reached": len(reached), "runs": len(runs)}
 
 
